@@ -1,0 +1,336 @@
+"""Reading volumes (any file SimpleITK reads, or a DICOM folder), describing and checking them.
+
+Physical space is LPS in millimetres (DESIGN.md). Every bad input raises
+:class:`~HeadRegistrationLib.errors.HeadRegError` with a one-line message that
+names the path; nothing on disk is ever modified.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import HeadRegError
+
+logger = logging.getLogger(__name__)
+
+_TAG_SERIES_UID = "0020|000e"
+_TAG_POSITION = "0020|0032"      # ImagePositionPatient
+_TAG_ORIENTATION = "0020|0037"   # ImageOrientationPatient
+_SPACING_TOLERANCE = 0.01        # relative spread of slice gaps still called uniform
+
+
+def _reason(exc: Exception) -> str:
+    """The useful one-line part of a SimpleITK / ITK error message."""
+    text = str(exc)
+    if "ERROR:" in text:
+        text = text.rsplit("ERROR:", 1)[1]
+    text = " ".join(text.split())
+    return text[:300] or type(exc).__name__
+
+
+@contextmanager
+def _quiet_itk():
+    """Silence ITK's warnings on stderr (e.g. "No Series were found") for a while."""
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
+# ---------------------------------------------------------------- files
+
+def read_volume(path, series_uid: str | None = None) -> sitk.Image:
+    """Read a 3D scalar volume from a file SimpleITK reads or from a DICOM folder.
+
+    A folder is read with :func:`read_dicom_series` (``series_uid`` picks the
+    series). A single-slice DICOM file is read as the whole series it belongs
+    to, from the files beside it. The pixel type is kept as read.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise HeadRegError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return read_dicom_series(path, series_uid)
+    if not path.is_file():
+        raise HeadRegError(f"{path}: not a regular file or folder")
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise HeadRegError(f"cannot read {path}: {_reason(exc)}") from None
+    size = list(reader.GetSize())
+
+    is_dicom = reader.HasMetaDataKey(_TAG_SERIES_UID)
+    if is_dicom and len(size) == 3 and size[2] == 1:
+        uid = reader.GetMetaData(_TAG_SERIES_UID).strip().rstrip("\x00")
+        if series_uid is not None and series_uid != uid:
+            raise HeadRegError(f"{path} belongs to DICOM series {uid}, not {series_uid}")
+        with _quiet_itk():
+            siblings = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path.parent), uid)
+        if len(siblings) > 1:
+            logger.info("%s is one DICOM slice: reading its series %s (%d files) from %s",
+                        path, uid, len(siblings), path.parent)
+            return read_dicom_series(path.parent, uid)
+    elif series_uid is not None:
+        raise HeadRegError(f"{path}: a series UID can only be given with a DICOM folder")
+
+    _check_header(path, size, reader.GetNumberOfComponents(), reader.GetPixelIDValue())
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise HeadRegError(f"cannot read {path}: {_reason(exc)}") from None
+    if image.GetDimension() == 4:  # a 4D file with a single volume (checked above)
+        image = sitk.Extract(image, list(image.GetSize()[:3]) + [0], [0, 0, 0, 0])
+    return image
+
+
+def _check_header(path, size, components: int, pixel_id: int) -> None:
+    """Reject what is not one 3D scalar volume, before the pixels are read."""
+    if 0 in size or not size:
+        raise HeadRegError(f"{path} is empty (size {'x'.join(map(str, size))})")
+    dims = "x".join(map(str, size))
+    if len(size) == 4 and size[3] == 1:
+        size = size[:3]
+    if len(size) < 3 or (len(size) == 3 and 1 in size):
+        raise HeadRegError(f"{path} is a 2D image or a single slice (size {dims}); "
+                           "a 3D volume is needed")
+    if len(size) > 3:
+        raise HeadRegError(f"{path} is a {len(size)}D image (size {dims}); "
+                           "a single 3D volume is needed")
+    if components != 1 or pixel_id in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        raise HeadRegError(f"{path} has {components}-component (vector, RGB or complex) "
+                           "pixels; a scalar (grey-level) volume is needed")
+
+
+# ---------------------------------------------------------------- DICOM
+
+def _find_series(folder: Path) -> dict[str, list[str]]:
+    """Series UID -> files, in ``folder``, or if it holds none, in its sub-folders."""
+    series: dict[str, list[str]] = {}
+    with _quiet_itk():
+        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)):
+            series[uid] = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
+        if series:
+            return series
+        for root, dirs, _ in os.walk(folder):
+            dirs.sort()
+            for name in dirs:
+                sub = os.path.join(root, name)
+                for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(sub):
+                    series.setdefault(uid, []).extend(
+                        sitk.ImageSeriesReader.GetGDCMSeriesFileNames(sub, uid))
+    return series
+
+
+def _floats(reader: sitk.ImageFileReader, tag: str, count: int, filename: str) -> np.ndarray:
+    if not reader.HasMetaDataKey(tag):
+        raise HeadRegError(f"DICOM file {filename} has no tag {tag}; cannot place its slice")
+    try:
+        values = np.array([float(v) for v in reader.GetMetaData(tag).strip(" \x00").split("\\")])
+    except ValueError:
+        values = np.zeros(0)
+    if values.size != count or not np.all(np.isfinite(values)):
+        raise HeadRegError(f"DICOM file {filename} has a malformed tag {tag}: "
+                           f"{reader.GetMetaData(tag)!r}")
+    return values
+
+
+def read_dicom_series(folder, series_uid: str | None = None) -> sitk.Image:
+    """Read one DICOM series of ``folder`` (or of its sub-folders) as a 3D volume.
+
+    The series is ``series_uid`` if given, otherwise the one with the most
+    files. Slices are sorted by their position along the slice normal (from
+    ImagePositionPatient / ImageOrientationPatient, never by file name);
+    oblique orientations are kept; values are in real units (rescale slope and
+    intercept applied, CT in HU). A gantry-tilted series (slice offsets not
+    along the normal) is resampled with linear interpolation onto an
+    orthogonal grid and a warning is logged. Slice gaps that differ by more
+    than 1 % (missing slices, mixed spacing) and duplicate positions are
+    rejected, not resampled.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise HeadRegError(f"{folder}: not a folder")
+    series = _find_series(folder)
+    if not series:
+        raise HeadRegError(f"no DICOM series found in {folder} or its sub-folders")
+    listing = ", ".join(f"{uid} ({len(files)} files)" for uid, files in series.items())
+    if series_uid is not None:
+        if series_uid not in series:
+            raise HeadRegError(f"DICOM series {series_uid} is not in {folder}; "
+                               f"available: {listing}")
+        uid = series_uid
+    else:
+        uid = max(series, key=lambda u: len(series[u]))
+    files = series[uid]
+    if len(series) > 1:
+        logger.info("%s holds %d DICOM series: %s; reading %s",
+                    folder, len(series), listing, uid)
+    if len(files) == 1:  # maybe one multi-frame file
+        try:
+            return read_volume(files[0])
+        except HeadRegError as exc:
+            raise HeadRegError(f"DICOM series {uid} in {folder} has a single file: {exc}") from None
+    return _read_sorted_series(folder, uid, files)
+
+
+def _read_sorted_series(folder: Path, uid: str, files: list[str]) -> sitk.Image:
+    """Sort the files of one series along the slice normal, read them, fix the geometry."""
+    where = f"DICOM series {uid} in {folder}"
+    positions, orientation, sizes = [], None, set()
+    header = sitk.ImageFileReader()
+    header.SetImageIO("GDCMImageIO")
+    for name in files:
+        header.SetFileName(name)
+        try:
+            header.ReadImageInformation()
+        except RuntimeError as exc:
+            raise HeadRegError(f"cannot read DICOM file {name}: {_reason(exc)}") from None
+        iop = _floats(header, _TAG_ORIENTATION, 6, name)
+        if orientation is None:
+            orientation = iop
+        elif not np.allclose(iop, orientation, atol=1e-4):
+            raise HeadRegError(f"{where}: slices have different orientations "
+                               f"(e.g. {files[0]} and {name})")
+        positions.append(_floats(header, _TAG_POSITION, 3, name))
+        sizes.add(tuple(header.GetSize()))
+    if len(sizes) != 1 or next(iter(sizes))[2:] not in ((), (1,)):
+        raise HeadRegError(f"{where}: slices have different sizes or several frames: "
+                           f"{sorted(sizes)}")
+
+    row, col = orientation[:3], orientation[3:]
+    row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
+    normal = np.cross(row, col)
+    positions = np.array(positions)
+    depth = positions @ normal
+    order = np.argsort(depth, kind="stable")
+    positions, depth = positions[order], depth[order]
+    files = [files[i] for i in order]
+
+    gaps = np.diff(depth)
+    same = np.flatnonzero(gaps < 1e-3)
+    if same.size:
+        i = same[0]
+        raise HeadRegError(f"{where}: {files[i]} and {files[i + 1]} are at the same position "
+                           f"({depth[i]:.3f} mm along the normal); several volumes or "
+                           "time points in one series are not supported")
+    steps = np.diff(positions, axis=0)
+    step = (positions[-1] - positions[0]) / (len(files) - 1)
+    if np.max(np.linalg.norm(steps - step, axis=1)) > _SPACING_TOLERANCE * np.linalg.norm(step):
+        raise HeadRegError(f"{where}: slice spacing is not uniform (gaps from "
+                           f"{gaps.min():.3f} to {gaps.max():.3f} mm); missing slices?")
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    reader.SetImageIO("GDCMImageIO")
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise HeadRegError(f"cannot read {where}: {_reason(exc)}") from None
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise HeadRegError(f"{where} has {image.GetNumberOfComponentsPerPixel()}-component "
+                           "(RGB) pixels; a scalar (grey-level) volume is needed")
+
+    along = float(step @ normal)
+    shear = step - along * normal
+    spacing = image.GetSpacing()[:2]
+    image.SetOrigin(positions[0].tolist())
+    drift = np.linalg.norm(shear) * (len(files) - 1)
+    if drift <= 0.1 * min(spacing):  # no tilt worth a resampling
+        image.SetSpacing(list(spacing) + [along])
+        image.SetDirection(np.column_stack([row, col, normal]).ravel().tolist())
+        return image
+    image.SetSpacing(list(spacing) + [float(np.linalg.norm(step))])
+    image.SetDirection(np.column_stack([row, col, step / np.linalg.norm(step)]).ravel().tolist())
+    tilt = math.degrees(math.atan2(np.linalg.norm(shear), along))
+    logger.warning("%s: gantry tilt of %.2f degrees corrected by resampling onto an "
+                   "orthogonal grid", where, tilt)
+    return _deshear(image, row, col, normal, along)
+
+
+def _deshear(image: sitk.Image, row, col, normal, along: float) -> sitk.Image:
+    """Resample a sheared (tilted) image onto the orthogonal grid that covers it."""
+    axes = np.column_stack([row, col, normal])
+    size = np.array(image.GetSize())
+    corners = [image.TransformContinuousIndexToPhysicalPoint([float(c) for c in idx])
+               for idx in np.array(np.meshgrid(*[[0, n - 1] for n in size])).reshape(3, -1).T]
+    coords = (np.array(corners) - image.GetOrigin()) @ axes  # in the orthogonal frame
+    spacing = np.array(list(image.GetSpacing()[:2]) + [along])
+    low, high = coords.min(axis=0), coords.max(axis=0)
+    out_size = np.ceil((high - low) / spacing - 1e-6).astype(int) + 1
+    origin = np.array(image.GetOrigin()) + axes @ low
+    minimum = float(sitk.GetArrayViewFromImage(image).min())
+    resampled = sitk.Resample(image, out_size.tolist(), sitk.Transform(), sitk.sitkLinear,
+                              origin.tolist(), spacing.tolist(), axes.ravel().tolist(),
+                              minimum, sitk.sitkFloat32)
+    if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return sitk.Cast(resampled, image.GetPixelID())
+    rounded = sitk.GetImageFromArray(np.rint(sitk.GetArrayViewFromImage(resampled)))
+    rounded.CopyInformation(resampled)
+    return sitk.Cast(rounded, image.GetPixelID())
+
+
+# ---------------------------------------------------------------- describing, checking
+
+def _is_permutation(direction: np.ndarray, tolerance: float = 1e-4) -> bool:
+    """Whether a direction matrix is a signed permutation of the identity."""
+    return bool(np.all(np.abs(np.abs(direction).max(axis=0) - 1) < tolerance))
+
+
+def describe_volume(image: sitk.Image) -> dict:
+    """Geometry and intensity summary of ``image`` as plain JSON-serialisable values."""
+    dim = image.GetDimension()
+    size, spacing = list(image.GetSize()), list(image.GetSpacing())
+    direction = np.array(image.GetDirection()).reshape(dim, dim)
+    values = sitk.GetArrayViewFromImage(image)
+    is_float = np.issubdtype(values.dtype, np.floating)
+    nan_fraction = float(np.isnan(values).mean()) if is_float and values.size else 0.0
+    finite = values[np.isfinite(values)] if is_float else values.ravel()
+    stats = dict(min=None, max=None, mean=None, p1=None, p99=None)
+    if finite.size:
+        p1, p99 = np.percentile(finite, [1, 99])
+        stats = dict(min=float(finite.min()), max=float(finite.max()),
+                     mean=float(finite.mean(dtype=np.float64)), p1=float(p1), p99=float(p99))
+    return {
+        "size": size,
+        "spacing": spacing,
+        "origin": list(image.GetOrigin()),
+        "direction": direction.tolist(),
+        "pixel_type": image.GetPixelIDTypeAsString(),
+        "extent_mm": [n * s for n, s in zip(size, spacing)],
+        "intensity": stats,
+        "nan_fraction": nan_fraction,
+        "oblique": not _is_permutation(direction),
+    }
+
+
+def check_volume_content(image: sitk.Image, name: str = "volume") -> None:
+    """Raise HeadRegError if ``image`` is too thin, has NaN / infinite voxels, or is constant."""
+    size = image.GetSize()
+    for axis, n in enumerate(size):
+        if n < 2:
+            raise HeadRegError(f"{name} has {n} voxel(s) along axis {axis} "
+                               f"(size {'x'.join(map(str, size))}); at least 2 are needed")
+    values = sitk.GetArrayViewFromImage(image)
+    if np.issubdtype(values.dtype, np.floating):
+        nan = int(np.isnan(values).sum())
+        if nan:
+            raise HeadRegError(f"{name} has {nan} NaN voxel(s) of {values.size}")
+        inf = int(np.isinf(values).sum())
+        if inf:
+            raise HeadRegError(f"{name} has {inf} infinite voxel(s) of {values.size}")
+    low, high = values.min(), values.max()
+    if low == high:
+        what = "all zero" if low == 0 else f"constant (every voxel is {low})"
+        raise HeadRegError(f"{name} is {what}: there is nothing to register")

@@ -426,8 +426,8 @@ def bone_dice(ct: sitk.Image, mr_labels: sitk.Image, fixed_to_moving, bone_hu: f
     """Dice of the CT bone (above ``bone_hu``) resampled onto the MR grid through
     ``fixed_to_moving`` and the bone labels of the MR, where the CT covers the MR."""
     transform = geometry.sitk_from_matrix(fixed_to_moving)
-    ct_on_mr = sitk.GetArrayViewFromImage(sitk.Resample(ct, mr_labels, transform, sitk.sitkLinear, -2000.0,
-                                                        sitk.sitkFloat32))
+    ct_on_mr = sitk.GetArrayFromImage(sitk.Resample(ct, mr_labels, transform, sitk.sitkLinear, -2000.0,
+                                                    sitk.sitkFloat32))
     covered = ct_on_mr > -1500.0
     ct_bone = (ct_on_mr > bone_hu) & covered
     mr_bone = np.isin(sitk.GetArrayViewFromImage(mr_labels), BONE_LABELS) & covered

@@ -88,7 +88,7 @@ def test_truth_puts_ct_anatomy_on_mr_anatomy(phantom_pair):
     brain_a, brain_b = (np.isin(x, [phantom.LABEL["grey_matter"], phantom.LABEL["white_matter"]]) & covered
                         for x in (a, b))
     assert 2 * (brain_a & brain_b).sum() / (brain_a.sum() + brain_b.sum()) > 0.9
-    assert phantom.bone_dice(phantom_pair.ct, phantom_pair.mr_labels, phantom_pair.truth) > 0.6
+    assert phantom.bone_dice(phantom_pair.ct, phantom_pair.mr_labels, phantom_pair.truth) > 0.8
     assert phantom.bone_dice(phantom_pair.ct, phantom_pair.mr_labels, phantom_pair.truth) > \
         2 * phantom.bone_dice(phantom_pair.ct, phantom_pair.mr_labels, np.eye(4))
 

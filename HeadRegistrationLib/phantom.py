@@ -334,7 +334,7 @@ def _head_support(grid: sitk.Image, head_hu: np.ndarray, sub_pixels: int = 3) ->
 
 
 def render_ct(labels: sitk.Image, grid: sitk.Image, grid_to_anatomy: np.ndarray, rng: np.random.Generator,
-              noise_hu: float = 12.0) -> sitk.Image:
+              noise_hu: float = 6.0) -> sitk.Image:
     """CT in Hounsfield units (int16) of the head ``labels`` on ``grid``, with the head
     holder and table, thick-slice partial volume and correlated noise."""
     hu = _render_thick_slices(_property_map(labels, 0), grid, grid_to_anatomy, -1000.0,

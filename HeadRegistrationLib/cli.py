@@ -98,19 +98,21 @@ def command_info(args) -> int:
     if args.json:
         print(json.dumps({"file": str(args.file), **description}, indent=2))
         return 0
-    print(f"file:        {args.file}")
+    print(f"{'file:':<14}{args.file}")
     for key, value in description.items():
         if key == "modality_guess":
             continue
         if key == "direction":
             value = "  ".join(" ".join(f"{v:+.4f}" for v in row) for row in value)
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k} {v:g}" for k, v in value.items())
         elif isinstance(value, (list, tuple)):
             value = " x ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
         elif isinstance(value, float):
             value = f"{value:g}"
-        print(f"{key + ':':<13}{value}")
+        print(f"{key + ':':<14}{value}")
     guess = evidence.modality or "unknown"
-    print(f"{'modality:':<13}{guess} (rule-based guess, confidence {evidence.confidence:.2f}: {evidence.reason})")
+    print(f"{'modality:':<14}{guess} (rule-based guess, confidence {evidence.confidence:.2f}: {evidence.reason})")
     return 0
 
 

@@ -95,7 +95,7 @@ def test_phantom_bad_arguments(tmp_path, capsys, args, message):
 def test_info_describes_and_guesses(tmp_path, capsys):
     assert run(capsys, "phantom", tmp_path, *SMALL)[0] == 0
     code, out, _ = run(capsys, "info", tmp_path / "ct.nii.gz")
-    assert code == 0 and "160 x 160 x 40" in out and "modality:    CT" in out
+    assert code == 0 and "160 x 160 x 40" in out and "modality:     CT" in out
     code, out, _ = run(capsys, "info", tmp_path / "mr.nii.gz", "--json")
     report = json.loads(out)
     assert code == 0 and report["size"] == [128, 128, 30] and report["modality_guess"]["modality"] == "MR"

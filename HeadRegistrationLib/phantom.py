@@ -291,9 +291,8 @@ def _render_thick_slices(property_map: sitk.Image, grid: sitk.Image, grid_to_map
 
 
 def _labels_on_grid(labels: sitk.Image, grid: sitk.Image, grid_to_map: np.ndarray) -> sitk.Image:
-    resampled = sitk.Resample(labels, grid, geometry.sitk_from_matrix(grid_to_map), sitk.sitkNearestNeighbor,
-                              0, sitk.sitkUInt8)
-    return resampled
+    return sitk.Resample(labels, grid, geometry.sitk_from_matrix(grid_to_map), sitk.sitkNearestNeighbor, 0,
+                         sitk.sitkUInt8)
 
 
 def _head_support(grid: sitk.Image, head_hu: np.ndarray, sub_pixels: int = 3) -> np.ndarray:

@@ -76,9 +76,9 @@ class _Painter:
         (x0, x1), (y0, y1), (z0, z1) = _ANATOMY_BOUNDS
         self.axes = [np.arange(lo, hi + spacing / 2, spacing, dtype=np.float32) for lo, hi in
                      ((x0, x1), (y0, y1), (z0, z1))]
-        self.spacing = spacing
         self.scale = np.asarray(scale, dtype=np.float32)  # subject size, per axis
         self.labels = np.zeros([len(a) for a in self.axes[::-1]], dtype=np.uint8)  # z, y, x
+        self.box = (slice(None),) * 3  # the box being painted, for at()
 
     def _box(self, lo, hi):
         slices, coords = [], []
@@ -89,13 +89,13 @@ class _Painter:
         x, y, z = coords
         return tuple(slices[::-1]), (x[None, None, :], y[None, :, None], z[:, None, None])
 
-    def paint(self, label, lo, hi, inside: Callable):
+    def paint(self, label: str, lo, hi, inside: Callable):
         """Set ``label`` where ``inside(x, y, z)`` holds, inside the box ``lo``..``hi``."""
         box, (x, y, z) = self._box(lo, hi)
         self.box = box
         region = self.labels[box]
         mask = np.broadcast_to(inside(x, y, z), region.shape)
-        region[mask] = LABEL[label] if isinstance(label, str) else label
+        region[mask] = LABEL[label]
 
     def at(self, values: np.ndarray) -> np.ndarray:
         """``values`` (a full-grid array) inside the box being painted."""

@@ -1,0 +1,499 @@
+"""Head Registration: the 3D Slicer module of the HeadRegistration extension.
+
+A thin layer over ``HeadRegistrationLib`` (the engine, pure Python, no Slicer): it turns
+volume nodes into SimpleITK images, calls the library, and writes the result into a linear
+transform node. Written after Slicer's scripted module template (Module, parameter node,
+Widget, Logic, Test).
+"""
+
+import importlib.util
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLLinearTransformNode, vtkMRMLScalarVolumeNode
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+
+def _makeLibraryImportable() -> None:
+    """``HeadRegistrationLib`` lies beside this file in a built extension (CMake copies it
+    there) and at the repository top in a source checkout: add the latter to sys.path if needed."""
+    try:
+        import HeadRegistrationLib  # noqa: F401
+    except ModuleNotFoundError as error:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if error.name != "HeadRegistrationLib" or not os.path.isdir(os.path.join(root, "HeadRegistrationLib")):
+            raise
+        sys.path.insert(0, root)
+
+
+_makeLibraryImportable()
+
+from HeadRegistrationLib import geometry, slicer_volumes
+from HeadRegistrationLib.errors import HeadRegError
+
+logger = logging.getLogger(__name__)
+
+
+def resourcesPath() -> str:
+    """The Resources folder: beside this file in a built extension, at the repository top
+    (beside this file's folder) in a source checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(here, "Resources"), os.path.join(os.path.dirname(here), "Resources")):
+        if os.path.isdir(candidate):
+            return candidate
+    raise FileNotFoundError(f"HeadRegistration: no Resources folder in {here} or beside it")
+
+
+# Python packages that registration needs beyond what Slicer ships: {import name: pip requirement}.
+# Empty today: the library registers with SimpleITK and numpy alone. When the learned model
+# arrives it will list "torch", which then comes through the PyTorch extension (EXTENSION_DEPENDS).
+REQUIRED_PACKAGES = {}
+
+
+#
+# HeadRegistration
+#
+
+class HeadRegistration(ScriptedLoadableModule):
+    """Module description shown in Slicer's module list and Help panel."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "Head Registration"
+        self.parent.categories = ["Registration"]
+        self.parent.dependencies = []
+        self.parent.contributors = [
+            "HeadRegistration contributors (https://github.com/headregistration/HeadRegistration)"]
+        self.parent.helpText = """
+Fully automatic rigid registration of a CT and an MRI volume of the same person's head.
+Pick the two volumes in any order and click <b>Auto-register</b>: the module tells which
+volume is CT and which is MR, takes the MR as fixed and the CT as moving, brings them close
+(symmetry frames of the head, learned prediction), refines the result with mutual information
+when <i>Refine</i> is on, and writes a linear transform that carries the CT onto the MR. The transform can be inspected and edited in the Transforms module.
+The detected roles and the quality measures are shown under the button.
+<br><br>
+Method after Islam KT, Wijewickrema S, O'Leary S. A deep learning based framework for the
+registration of three dimensional multi-modal medical images of the head.
+Scientific Reports 11, 1860 (2021).
+See the <a href="https://github.com/headregistration/HeadRegistration#readme">documentation</a>.
+"""
+        self.parent.acknowledgementText = """
+Built on 3D Slicer, SimpleITK and numpy, after the method of Islam, Wijewickrema and O'Leary
+(Scientific Reports, 2021). The embedded test data is a procedural digital head phantom.
+"""
+        iconPath = os.path.join(resourcesPath(), "Icons", "HeadRegistration.png")
+        if os.path.isfile(iconPath):
+            self.parent.icon = qt.QIcon(iconPath)  # also found in a source checkout
+
+
+#
+# HeadRegistrationParameterNode
+#
+
+@parameterNodeWrapper
+class HeadRegistrationParameterNode:
+    """The module's settings, saved with the scene. The two volumes may be given in any order."""
+
+    volumeA: vtkMRMLScalarVolumeNode
+    volumeB: vtkMRMLScalarVolumeNode
+    outputTransform: vtkMRMLLinearTransformNode  # None: a new node is created
+    refine: bool = True
+    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    applyTransform: bool = True
+    showOverlay: bool = True
+
+
+#
+# HeadRegistrationWidget
+#
+
+class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """The module panel; all work is done by HeadRegistrationLogic."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)  # needed for parameter node observation
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._dependenciesChecked = False
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+
+        uiWidget = slicer.util.loadUI(os.path.join(resourcesPath(), "UI", "HeadRegistration.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        # The .ui connects the top widget's mrmlSceneChanged to each node selector's setMRMLScene.
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = HeadRegistrationLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        """Use the scene's parameter node; preselect the first two scalar volumes."""
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.volumeA and not self._parameterNode.volumeB:
+            volumes = [node for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+                       if not node.IsA("vtkMRMLLabelMapVolumeNode")]
+            if len(volumes) > 0:
+                self._parameterNode.volumeA = volumes[0]
+            if len(volumes) > 1:
+                self._parameterNode.volumeB = volumes[1]
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        """Bind the GUI (widgets with a SlicerParameterName property) to ``inputParameterNode``,
+        a HeadRegistrationParameterNode or None."""
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        """Auto-register is enabled only for two different volumes."""
+        p = self._parameterNode
+        if p and p.volumeA and p.volumeB and p.volumeA.GetID() != p.volumeB.GetID():
+            self.ui.applyButton.toolTip = "Find which volume is CT and which MR, and register the CT onto the MR"
+            self.ui.applyButton.enabled = True
+        else:
+            self.ui.applyButton.toolTip = "Select two different volumes"
+            self.ui.applyButton.enabled = False
+
+    def _showProgress(self, stage, *args) -> None:
+        slicer.util.showStatusMessage(f"Head registration: {stage}")
+        slicer.app.processEvents()
+
+    def onApplyButton(self) -> None:
+        """Run the registration; a user's mistake (HeadRegError) gets a plain message, anything
+        unexpected the error dialog with details."""
+        p = self._parameterNode
+        self.ui.resultsLabel.text = ""
+        refused = None
+        with slicer.util.tryWithErrorDisplay("Head registration failed unexpectedly.", waitCursor=True):
+            try:
+                if not self._dependenciesChecked:
+                    self.logic.installDependencies()
+                    self._dependenciesChecked = True
+                output = self.logic.process(p.volumeA, p.volumeB, p.outputTransform, refine=p.refine,
+                                            device=p.device, applyTransform=p.applyTransform,
+                                            showOverlay=p.showOverlay, progress=self._showProgress)
+            except HeadRegError as error:
+                refused = error
+            else:
+                p.outputTransform = output.outputTransform
+                self.ui.resultsLabel.text = self.logic.describe(output)
+        slicer.util.showStatusMessage("")
+        if refused is not None:
+            self.ui.resultsLabel.text = f"Not registered: {refused}"
+            slicer.util.errorDisplay(f"Head registration was not done:\n{refused}", windowTitle="Head Registration")
+
+
+#
+# HeadRegistrationLogic
+#
+
+@dataclass
+class HeadRegistrationOutput:
+    """What ``HeadRegistrationLogic.process`` did."""
+
+    registration: object        # the library's result: matrix, fixed_index, modalities, quality, warnings
+    fixedVolume: object         # the volume found to be the MR
+    movingVolume: object        # the volume found to be the CT
+    outputTransform: object     # the linear transform node written
+
+
+class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
+    """Everything the module does, usable without the GUI (from the Python console or a script):
+
+        logic = HeadRegistrationLogic()
+        output = logic.process(volumeNode1, volumeNode2, None)   # creates the transform node
+    """
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return HeadRegistrationParameterNode(super().getParameterNode())
+
+    # ------------------------------------------------------------ volumes
+
+    def imageFromVolumeNode(self, volumeNode):
+        """A SimpleITK copy of a scalar volume in its own geometry (its voxels and IJKToRAS,
+        i.e. what its file holds); parent transforms are not applied, see ``process`` for how
+        they are honoured. Through sitkUtils inside Slicer, else through arrayFromVolume."""
+        try:
+            import sitkUtils
+        except ImportError:
+            sitkUtils = None
+        if sitkUtils is not None:
+            return sitkUtils.PullVolumeFromSlicer(volumeNode)
+        ijkToRas = vtk.vtkMatrix4x4()
+        volumeNode.GetIJKToRASMatrix(ijkToRas)
+        return slicer_volumes.image_from_array_and_ijk_to_ras(slicer.util.arrayFromVolume(volumeNode),
+                                                              slicer.util.arrayFromVTKMatrix(ijkToRas))
+
+    def _checkInputs(self, volumeA, volumeB) -> None:
+        for name, node in (("first volume", volumeA), ("second volume", volumeB)):
+            if node is None:
+                raise HeadRegError(f"the {name} is not selected")
+            if not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
+                raise HeadRegError(f"{node.GetName()} is not a scalar volume")
+            if node.GetImageData() is None:
+                raise HeadRegError(f"{node.GetName()} has no voxels")
+            if node.GetScene() is None:
+                raise HeadRegError(f"{node.GetName()} is not in a scene")
+        if volumeA.GetID() == volumeB.GetID():
+            raise HeadRegError("the same volume was given twice: select a CT and an MR volume")
+
+    # ------------------------------------------------------------ registration
+
+    def process(self, volumeA, volumeB, outputTransform=None, refine=True, device="auto",
+                applyTransform=True, showOverlay=True, progress=None) -> HeadRegistrationOutput:
+        """Register two head volumes given in any order: the library decides which is the MR
+        (fixed) and which the CT (moving).
+
+        The registration sees each volume in its own geometry. The result is put into world
+        coordinates by the transform hierarchy (see ``writeTransformNode``): the output node is
+        placed under the fixed volume's parent transform, and, with ``applyTransform``, it
+        replaces the moving volume's parent transform (an earlier transform of the moving volume
+        is neither used nor kept: the method needs no starting point). The output node is
+        created or changed only after the registration succeeded; input voxels are never
+        changed. Raises ``HeadRegError`` with a message for the user on bad input.
+        """
+        self._checkInputs(volumeA, volumeB)
+        # Imported on first use, never when Slicer loads the module.
+        from HeadRegistrationLib import autoregister
+
+        imageA, imageB = self.imageFromVolumeNode(volumeA), self.imageFromVolumeNode(volumeB)
+        result = autoregister.register_volumes(imageA, imageB, refine=refine, device=device, progress=progress)
+        fixed, moving = (volumeA, volumeB) if result.fixed_index == 0 else (volumeB, volumeA)
+        node = self.writeTransformNode(result.matrix, outputTransform, fixed, moving, applyTransform)
+        if showOverlay:
+            self.showInSliceViews(fixed, moving)
+        for warning in result.warnings:
+            logger.warning(warning)
+        return HeadRegistrationOutput(result, fixed, moving, node)
+
+    def writeTransformNode(self, matrix, outputTransform, fixedVolume, movingVolume, applyTransform=True):
+        """Store the fixed->moving LPS matrix ``matrix`` (between the two volumes' own
+        geometries, the library's convention) in a linear transform node and return the node.
+
+        The node holds ToParent_RAS = D inv(matrix) D and is put under the fixed volume's parent
+        transform (none, linear or not), so the moving volume, placed under it, lands on the
+        fixed one in world coordinates. With ``applyTransform`` the node becomes the moving
+        volume's parent, replacing the one it had. ``outputTransform`` None creates a node
+        named "<moving>_to_<fixed>". Node references "spatialRegistrationFixed" and
+        "spatialRegistrationMoving" name the two volumes. Everything is checked before any
+        node is created or changed.
+        """
+        toParent = geometry.slicer_to_parent_ras(matrix)  # raises HeadRegError on a bad matrix
+        fixedParent = fixedVolume.GetParentTransformNode()
+        parent = fixedParent
+        while parent is not None:
+            if outputTransform is not None and parent.GetID() == outputTransform.GetID():
+                raise HeadRegError(f"the output transform {outputTransform.GetName()} is a parent of the fixed "
+                                   f"volume {fixedVolume.GetName()}: choose another output transform")
+            parent = parent.GetParentTransformNode()
+        scene = fixedVolume.GetScene()
+        if scene is None:
+            raise HeadRegError(f"{fixedVolume.GetName()} is not in a scene")
+
+        if outputTransform is None:
+            name = scene.GenerateUniqueName(f"{movingVolume.GetName()}_to_{fixedVolume.GetName()}")
+            outputTransform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", name)
+        outputTransform.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(toParent))
+        outputTransform.SetAndObserveTransformNodeID(fixedParent.GetID() if fixedParent else None)
+        outputTransform.SetNodeReferenceID(outputTransform.GetFixedNodeReferenceRole(), fixedVolume.GetID())
+        outputTransform.SetNodeReferenceID(outputTransform.GetMovingNodeReferenceRole(), movingVolume.GetID())
+        if applyTransform:
+            movingVolume.SetAndObserveTransformNodeID(outputTransform.GetID())
+        return outputTransform
+
+    def showInSliceViews(self, fixedVolume, movingVolume) -> bool:
+        """Fixed as background, moving as foreground at opacity 0.5, where Slicer has slice
+        views (not in a bare MRML environment or without a main window). Returns whether shown."""
+        app = getattr(slicer, "app", None)
+        if app is None or app.layoutManager() is None:
+            return False
+        slicer.util.setSliceViewerLayers(background=fixedVolume, foreground=movingVolume,
+                                         foregroundOpacity=0.5, fit=True)
+        return True
+
+    def describe(self, output: HeadRegistrationOutput) -> str:
+        """Roles, modality confidence, quality and warnings as text for the results label
+        (``modalities`` are in input order, like ``fixed_index``)."""
+        result = output.registration
+        roles = (("Fixed", output.fixedVolume, result.fixed_index),
+                 ("Moving", output.movingVolume, 1 - result.fixed_index))
+        lines = []
+        for role, node, index in roles:
+            evidence = result.modalities[index]
+            lines.append(f"{role}: {node.GetName()}, {evidence.modality} ({evidence.confidence:.0%} confident)")
+        if result.quality:
+            lines.append("Quality: " + ", ".join(f"{name} {value:.3g}" for name, value in result.quality.items()))
+        lines.extend(f"Warning: {warning}" for warning in result.warnings)
+        lines.append(f"Transform: {output.outputTransform.GetName()}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------ dependencies
+
+    def missingDependencies(self) -> list:
+        """The pip requirements of REQUIRED_PACKAGES whose package does not import."""
+        return [requirement for name, requirement in REQUIRED_PACKAGES.items()
+                if importlib.util.find_spec(name) is None]
+
+    def installDependencies(self) -> list:
+        """Install the missing packages (the Widget calls this on the first click of
+        Auto-register, never at import). torch comes through the PyTorch extension's
+        PyTorchUtils, which picks the build for this computer's GPU, or through pip when that
+        extension is absent; other packages through slicer.util.pip_install. Returns the
+        requirements that were missing."""
+        missing = self.missingDependencies()
+        for requirement in missing:
+            if requirement.startswith("torch"):
+                self._installTorch(requirement)
+            else:
+                slicer.util.pip_install(requirement)
+        return missing
+
+    def _installTorch(self, requirement: str) -> None:
+        try:
+            import PyTorchUtils
+        except ImportError:
+            slicer.util.pip_install(requirement)
+            return
+        versionRequirement = requirement[len("torch"):] or None
+        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True,
+                                                        torchVersionRequirement=versionRequirement) is None:
+            raise HeadRegError("PyTorch is needed for registration and was not installed")
+
+
+#
+# HeadRegistrationTest
+#
+
+TEST_CT_GRID = {"size": (128, 128, 40), "spacing": (2.0, 2.0, 4.0)}  # small grids: a fast test
+TEST_MR_GRID = {"size": (96, 96, 36), "spacing": (2.5, 2.5, 4.5)}
+WHITE_MATTER = 8  # HeadRegistrationLib.phantom.LABEL["white_matter"]
+
+
+class HeadRegistrationTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer (Reload and Test, or ctest) on the embedded head phantom: no download."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_TransformNodeCarriesMovingOntoFixed()
+        self.setUp()
+        self.test_AutoRegisterPhantom()
+
+    def _addPhantomVolumes(self):
+        """The phantom's MR and CT as volume nodes, and the phantom (truth and labels)."""
+        import SimpleITK as sitk
+
+        from HeadRegistrationLib import phantom
+
+        pair = phantom.make_phantom_pair(seed=3, rotation_deg=12.0, translation_mm=8.0,
+                                         ct_grid=TEST_CT_GRID, mr_grid=TEST_MR_GRID)
+        mr = slicer.util.addVolumeFromArray(sitk.GetArrayFromImage(pair.mr),
+                                            slicer_volumes.ijk_to_ras_from_image(pair.mr), "PhantomMR")
+        ct = slicer.util.addVolumeFromArray(sitk.GetArrayFromImage(pair.ct),
+                                            slicer_volumes.ijk_to_ras_from_image(pair.ct), "PhantomCT")
+        return pair, mr, ct
+
+    @staticmethod
+    def _labelCentroidRas(volumeNode, labels, label):
+        """World (RAS) centroid of the voxels of ``labels`` (a SimpleITK label image on the
+        volume's grid) equal to ``label``, placed by the volume node's IJKToRAS."""
+        import SimpleITK as sitk
+
+        ijkToRas = vtk.vtkMatrix4x4()
+        volumeNode.GetIJKToRASMatrix(ijkToRas)
+        m = slicer.util.arrayFromVTKMatrix(ijkToRas)
+        ijk = np.argwhere(sitk.GetArrayFromImage(labels) == label)[:, ::-1]
+        return (ijk @ m[:3, :3].T + m[:3, 3]).mean(axis=0)
+
+    def test_TransformNodeCarriesMovingOntoFixed(self):
+        """The true transform, written by the logic and hardened on the CT, puts the CT's
+        brain on the MR's (white matter centroids within 1 mm)."""
+        self.delayDisplay("Writing the phantom's true transform")
+        pair, mr, ct = self._addPhantomVolumes()
+        logic = HeadRegistrationLogic()
+        node = logic.writeTransformNode(pair.truth, None, mr, ct, applyTransform=True)
+        self.assertEqual(ct.GetTransformNodeID(), node.GetID())
+        self.assertEqual(node.GetNodeReferenceID(node.GetFixedNodeReferenceRole()), mr.GetID())
+        before = self._labelCentroidRas(ct, pair.ct_labels, WHITE_MATTER)
+        ct.HardenTransform()
+        after = self._labelCentroidRas(ct, pair.ct_labels, WHITE_MATTER)
+        target = self._labelCentroidRas(mr, pair.mr_labels, WHITE_MATTER)
+        self.assertGreater(np.linalg.norm(before - target), 5.0)
+        self.assertLess(np.linalg.norm(after - target), 1.0)
+        self.delayDisplay("Test passed")
+
+    def test_AutoRegisterPhantom(self):
+        """Auto-register finds the MR as fixed, creates the transform node only on success,
+        and lands the CT's brain on the MR's within 2 mm."""
+        self.delayDisplay("Registering the phantom")
+        pair, mr, ct = self._addPhantomVolumes()
+        logic = HeadRegistrationLogic()
+        voxels = slicer.util.arrayFromVolume(ct).copy()
+        nodesBefore = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode")
+        secondMr = slicer.util.addVolumeFromArray(slicer.util.arrayFromVolume(mr),
+                                                  slicer_volumes.ijk_to_ras_from_image(pair.mr), "PhantomMR2")
+        with self.assertRaises(HeadRegError):  # two MR volumes: refused, nothing written
+            logic.process(mr, secondMr, None)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode"), nodesBefore)
+        output = logic.process(ct, mr, None, showOverlay=False)  # CT first: the roles must be found
+        self.assertEqual(output.fixedVolume.GetID(), mr.GetID())
+        self.assertEqual(output.movingVolume.GetID(), ct.GetID())
+        self.assertEqual(output.registration.fixed_index, 1)
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(ct), voxels)
+        ct.HardenTransform()
+        error = np.linalg.norm(self._labelCentroidRas(ct, pair.ct_labels, WHITE_MATTER)
+                               - self._labelCentroidRas(mr, pair.mr_labels, WHITE_MATTER))
+        self.assertLess(error, 2.0)
+        self.delayDisplay("Test passed")

@@ -1,0 +1,482 @@
+"""The Slicer module (HeadRegistration/HeadRegistration.py) on Slicer's real MRML library.
+
+slicer-core gives the real scene, volume, transform and storage nodes, but not Slicer's GUI
+framework; the fixture ``hr`` stands in for exactly the names the module imports from it
+(ScriptedLoadableModule base classes, parameterNodeWrapper, qt) and blocks sitkUtils, so the
+module's pure path (arrayFromVolume + IJKToRAS) is the one tested.
+"""
+
+import importlib.util
+import re
+import shutil
+import sys
+import types
+import unittest
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import get_args, get_origin
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from HeadRegistrationLib import geometry, phantom, slicer_volumes, transform_io
+from HeadRegistrationLib.errors import HeadRegError
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (Slicer's MRML library) is not installed")
+vtk = pytest.importorskip("vtk")
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE_PATH = ROOT / "HeadRegistration" / "HeadRegistration.py"
+UI_PATH = ROOT / "Resources" / "UI" / "HeadRegistration.ui"
+D = geometry.LPS_TO_RAS
+WHITE_MATTER = phantom.LABEL["white_matter"]
+
+needs_autoregister = pytest.mark.skipif(
+    importlib.util.find_spec("HeadRegistrationLib.autoregister") is None,
+    reason="HeadRegistrationLib.autoregister (register_volumes) does not exist yet")
+
+
+# ---------------------------------------------------------------- the module, with GUI shims
+
+def gui_shims() -> dict:
+    """sys.modules entries for the GUI framework names slicer-core lacks: no behaviour."""
+    loadable = types.ModuleType("slicer.ScriptedLoadableModule")
+
+    class ScriptedLoadableModule:
+        def __init__(self, parent):
+            self.parent = parent
+
+    class ScriptedLoadableModuleWidget:
+        def __init__(self, parent=None):
+            self.parent = parent
+
+    class ScriptedLoadableModuleLogic:
+        def __init__(self, parent=None):
+            pass
+
+    class ScriptedLoadableModuleTest(unittest.TestCase):
+        def delayDisplay(self, message, msec=None):
+            pass
+
+    for cls in (ScriptedLoadableModule, ScriptedLoadableModuleWidget, ScriptedLoadableModuleLogic,
+                ScriptedLoadableModuleTest):
+        setattr(loadable, cls.__name__, cls)
+
+    wrapper = types.ModuleType("slicer.parameterNodeWrapper")
+
+    class Choice:
+        def __init__(self, choices):
+            self.choices = list(choices)
+
+    wrapper.Choice = Choice
+    wrapper.parameterNodeWrapper = lambda cls: cls
+
+    qt = types.ModuleType("qt")
+    qt.QIcon = str
+    return {"slicer.ScriptedLoadableModule": loadable, "slicer.parameterNodeWrapper": wrapper, "qt": qt,
+            "sitkUtils": None}  # None: "import sitkUtils" raises ImportError
+
+
+def load_module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def hr():
+    """HeadRegistration.py imported by path, with the shims and a real slicer.mrmlScene."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name, shim in gui_shims().items():
+            mp.setitem(sys.modules, name, shim)
+        mp.setattr(slicer, "mrmlScene", slicer.vtkMRMLScene(), raising=False)
+        mp.delitem(sys.modules, "HeadRegistration", raising=False)
+        yield load_module(MODULE_PATH, "HeadRegistration")
+        sys.modules.pop("HeadRegistration", None)
+
+
+# ---------------------------------------------------------------- data and MRML helpers
+
+@pytest.fixture(scope="module")
+def pair(hr):
+    return phantom.make_phantom_pair(seed=3, rotation_deg=12.0, translation_mm=8.0,
+                                     ct_grid=hr.TEST_CT_GRID, mr_grid=hr.TEST_MR_GRID)
+
+
+@pytest.fixture(scope="module")
+def pair_files(pair, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("phantom")
+    sitk.WriteImage(pair.mr, str(folder / "mr.nii.gz"))
+    sitk.WriteImage(pair.ct, str(folder / "ct.nii.gz"))
+    return folder / "mr.nii.gz", folder / "ct.nii.gz"
+
+
+def load_volume(scene, path):
+    """A volume node read by Slicer's own storage node."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", Path(path).name.split(".")[0])
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(path))
+    assert storage.ReadData(node)
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    return node
+
+
+def ijk_to_ras(node) -> np.ndarray:
+    m = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(m)
+    return slicer.util.arrayFromVTKMatrix(m)
+
+
+def to_parent(transform_node) -> np.ndarray:
+    m = vtk.vtkMatrix4x4()
+    transform_node.GetMatrixTransformToParent(m)
+    return slicer.util.arrayFromVTKMatrix(m)
+
+
+def add_linear_transform(scene, axis=(0, 0, 1), angle_deg=0.0, shift=(0, 0, 0)):
+    """A linear transform node turning by angle_deg about axis and shifting (RAS, mm)."""
+    node = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    matrix = geometry.rigid_matrix(geometry.rotation_about_axis(axis, angle_deg), shift)
+    node.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(matrix))
+    return node
+
+
+def centroid_ras(node, labels: sitk.Image, label: int) -> np.ndarray:
+    """World centroid of the voxels of a label image (on the node's grid) equal to label,
+    placed by the node's IJKToRAS (call after hardening)."""
+    m = ijk_to_ras(node)
+    ijk = np.argwhere(sitk.GetArrayFromImage(labels) == label)[:, ::-1]
+    return (ijk @ m[:3, :3].T + m[:3, 3]).mean(axis=0)
+
+
+def corners_ijk(node) -> np.ndarray:
+    size = np.array(node.GetImageData().GetDimensions()) - 1
+    return np.array([[i, j, k, 1.0] for i in (0, size[0]) for j in (0, size[1]) for k in (0, size[2])])
+
+
+def oblique_image(pixel_type=np.int16) -> sitk.Image:
+    rng = np.random.default_rng(7)
+    image = sitk.GetImageFromArray(rng.integers(-1000, 2000, size=(6, 7, 8)).astype(pixel_type))
+    image.SetSpacing((0.9, 1.3, 2.5))
+    image.SetOrigin((12.5, -30.0, 41.0))
+    image.SetDirection(geometry.rotation_about_axis([1.0, -2.0, 0.5], 23.0).ravel().tolist())
+    return image
+
+
+def assert_same_geometry(a: sitk.Image, b: sitk.Image, atol=1e-5):
+    np.testing.assert_allclose(a.GetOrigin(), b.GetOrigin(), atol=atol)
+    np.testing.assert_allclose(a.GetSpacing(), b.GetSpacing(), atol=atol)
+    np.testing.assert_allclose(a.GetDirection(), b.GetDirection(), atol=atol)
+
+
+# ---------------------------------------------------------------- 1. volumes
+
+def test_geometry_round_trip():
+    image = oblique_image()
+    m = slicer_volumes.index_to_physical_matrix(image)
+    for index in [(0, 0, 0), (7, 6, 5), (3, 1, 4)]:
+        np.testing.assert_allclose(m @ [*index, 1.0], [*image.TransformIndexToPhysicalPoint(index), 1.0], atol=1e-9)
+    ras = slicer_volumes.ijk_to_ras_from_image(image)
+    np.testing.assert_allclose(ras, D @ m)
+    back = slicer_volumes.image_from_array_and_ijk_to_ras(sitk.GetArrayFromImage(image), ras)
+    assert_same_geometry(back, image, atol=1e-9)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(image))
+    assert back.GetPixelID() == image.GetPixelID()
+
+
+def test_bad_geometry_is_refused():
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0])
+    with pytest.raises(HeadRegError, match="3D"):
+        slicer_volumes.image_from_array_and_ijk_to_ras(np.zeros((4, 5)), ras)
+    with pytest.raises(HeadRegError, match="no voxels"):
+        slicer_volumes.image_from_array_and_ijk_to_ras(np.zeros((0, 5, 5)), ras)
+    with pytest.raises(HeadRegError, match="zero voxel spacing"):
+        slicer_volumes.image_from_array_and_ijk_to_ras(np.zeros((2, 2, 2)), np.diag([1.0, 0.0, 1.0, 1.0]))
+    sheared = ras.copy()
+    sheared[0, 1] = 0.5
+    with pytest.raises(HeadRegError, match="sheared"):
+        slicer_volumes.image_from_array_and_ijk_to_ras(np.zeros((2, 2, 2)), sheared)
+
+
+def test_slicer_storage_node_agrees_with_simpleitk(hr, tmp_path):
+    """An oblique NIfTI written by SimpleITK, read by Slicer's storage node: its IJKToRAS is
+    D times our index-to-LPS matrix, and imageFromVolumeNode gives back what sitk.ReadImage gives."""
+    path = tmp_path / "oblique.nii.gz"
+    sitk.WriteImage(oblique_image(), str(path))
+    expected = sitk.ReadImage(str(path))
+    scene = slicer.vtkMRMLScene()
+    node = load_volume(scene, path)
+    np.testing.assert_allclose(ijk_to_ras(node), D @ slicer_volumes.index_to_physical_matrix(expected), atol=1e-5)
+
+    image = hr.HeadRegistrationLogic().imageFromVolumeNode(node)
+    assert_same_geometry(image, expected)
+    assert image.GetPixelID() == expected.GetPixelID()
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(expected))
+
+    # The volume's own geometry, whatever its parent transform (process() honours parents itself).
+    parent = add_linear_transform(scene, [0, 0, 1], 30, [5, 6, 7])
+    node.SetAndObserveTransformNodeID(parent.GetID())
+    assert_same_geometry(hr.HeadRegistrationLogic().imageFromVolumeNode(node), expected)
+
+
+# ---------------------------------------------------------------- 2. the transform node
+
+def test_transform_node_saved_by_slicer_is_the_library_matrix(hr, pair_files, tmp_path):
+    scene = slicer.vtkMRMLScene()
+    mr, ct = (load_volume(scene, path) for path in pair_files)
+    matrix = geometry.matrix_from_parameters([7, -4, 11, 3, -9, 5], [10.0, -20.0, 30.0])
+    node = hr.HeadRegistrationLogic().writeTransformNode(matrix, None, mr, ct, applyTransform=True)
+
+    assert node.GetName() == "ct_to_mr"
+    np.testing.assert_allclose(to_parent(node), geometry.slicer_to_parent_ras(matrix), atol=1e-12)
+    assert ct.GetTransformNodeID() == node.GetID()
+    assert node.GetTransformNodeID() is None and mr.GetTransformNodeID() is None
+    assert node.GetNodeReferenceID("spatialRegistrationFixed") == mr.GetID()
+    assert node.GetNodeReferenceID("spatialRegistrationMoving") == ct.GetID()
+
+    storage = scene.AddNewNodeByClass("vtkMRMLTransformStorageNode")
+    storage.SetFileName(str(tmp_path / "saved_by_slicer.tfm"))
+    assert storage.WriteData(node)
+    read_back = geometry.matrix_from_sitk(sitk.ReadTransform(str(tmp_path / "saved_by_slicer.tfm")))
+    np.testing.assert_allclose(read_back, matrix, atol=1e-9)
+    np.testing.assert_allclose(transform_io.read_transform(tmp_path / "saved_by_slicer.tfm"), matrix, atol=1e-9)
+
+    # An existing output node is updated in place; applyTransform=False leaves the moving volume alone.
+    other = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")
+    count = scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode")
+    again = hr.HeadRegistrationLogic().writeTransformNode(np.eye(4), node, mr, other, applyTransform=False)
+    assert again.GetID() == node.GetID()
+    assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == count
+    assert other.GetTransformNodeID() is None
+    np.testing.assert_allclose(to_parent(node), np.eye(4), atol=1e-12)
+
+
+def test_bad_matrix_or_transform_loop_changes_nothing(hr, pair_files):
+    scene = slicer.vtkMRMLScene()
+    mr, ct = (load_volume(scene, path) for path in pair_files)
+    logic = hr.HeadRegistrationLogic()
+    with pytest.raises(HeadRegError):
+        logic.writeTransformNode(np.ones((3, 3)), None, mr, ct)
+    assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == 0
+    assert ct.GetTransformNodeID() is None
+
+    above_mr = add_linear_transform(scene)
+    mr.SetAndObserveTransformNodeID(above_mr.GetID())
+    with pytest.raises(HeadRegError, match="parent of the fixed volume"):
+        logic.writeTransformNode(geometry.translation_matrix([1, 2, 3]), above_mr, mr, ct)
+    np.testing.assert_allclose(to_parent(above_mr), np.eye(4))
+    assert ct.GetTransformNodeID() is None
+    assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == 1
+
+
+# ---------------------------------------------------------------- 3. hardening
+
+def test_hardened_truth_puts_the_ct_on_the_mr(hr, pair, pair_files):
+    scene = slicer.vtkMRMLScene()
+    mr, ct = (load_volume(scene, path) for path in pair_files)
+    ct_ijk_to_ras = ijk_to_ras(ct)
+    before = centroid_ras(ct, pair.ct_labels, WHITE_MATTER)
+    hr.HeadRegistrationLogic().writeTransformNode(pair.truth, None, mr, ct, applyTransform=True)
+    ct.HardenTransform()
+
+    # Each CT corner lands where the truth maps it: at D inv(T) D of its RAS point.
+    expected = D @ geometry.invert(pair.truth) @ D @ ct_ijk_to_ras @ corners_ijk(ct).T
+    np.testing.assert_allclose(ijk_to_ras(ct) @ corners_ijk(ct).T, expected, atol=1e-6)
+    # and anatomy meets anatomy: the brain's centroid in both volumes.
+    target = centroid_ras(mr, pair.mr_labels, WHITE_MATTER)
+    assert np.linalg.norm(before - target) > 5.0
+    assert np.linalg.norm(centroid_ras(ct, pair.ct_labels, WHITE_MATTER) - target) < 1.0
+
+
+def test_parent_transforms_of_both_volumes_are_honoured(hr, pair, pair_files, tmp_path):
+    """MR under a transform, CT under an unrelated one: the output goes under the MR's parent,
+    replaces the CT's, still holds the library's matrix, and the brains meet in world space."""
+    scene = slicer.vtkMRMLScene()
+    mr, ct = (load_volume(scene, path) for path in pair_files)
+    above_mr = add_linear_transform(scene, [1, 1, 0], 25, [20, -5, 9])
+    above_ct = add_linear_transform(scene, [0, 1, 1], -40, [-3, 30, 2])
+    mr.SetAndObserveTransformNodeID(above_mr.GetID())
+    ct.SetAndObserveTransformNodeID(above_ct.GetID())
+
+    node = hr.HeadRegistrationLogic().writeTransformNode(pair.truth, None, mr, ct, applyTransform=True)
+    assert node.GetTransformNodeID() == above_mr.GetID()
+    assert ct.GetTransformNodeID() == node.GetID()
+    storage = scene.AddNewNodeByClass("vtkMRMLTransformStorageNode")
+    storage.SetFileName(str(tmp_path / "nested.tfm"))
+    assert storage.WriteData(node)
+    np.testing.assert_allclose(transform_io.read_transform(tmp_path / "nested.tfm"), pair.truth, atol=1e-9)
+
+    mr.HardenTransform()
+    ct.HardenTransform()
+    target = centroid_ras(mr, pair.mr_labels, WHITE_MATTER)
+    assert np.linalg.norm(centroid_ras(ct, pair.ct_labels, WHITE_MATTER) - target) < 1.0
+
+
+def test_module_self_test_writes_and_hardens(hr):
+    """The Test class shipped inside the module (run by Slicer's ctest), on slicer.mrmlScene."""
+    case = hr.HeadRegistrationTest()
+    case.setUp()
+    case.test_TransformNodeCarriesMovingOntoFixed()
+
+
+# ---------------------------------------------------------------- 4. the UI file
+
+def _expected_widget_class(annotation) -> str:
+    if get_origin(annotation) is not None and get_args(annotation)[0] is str:
+        return "QComboBox"
+    if annotation is bool:
+        return "QCheckBox"
+    assert annotation.__name__.startswith("vtkMRML")
+    return "qMRMLNodeComboBox"
+
+
+def test_ui_has_every_widget_and_binding_the_module_uses(hr):
+    tree = ET.parse(UI_PATH)
+    widgets = {w.get("name"): w for w in tree.iter("widget")}
+    assert tree.getroot().find("widget").get("class") == "qMRMLWidget"
+
+    used = set(re.findall(r"self\.ui\.(\w+)", MODULE_PATH.read_text()))
+    expected = {"applyButton": "QPushButton", "resultsLabel": "QLabel"}
+    assert used == set(expected)
+    for name, cls in expected.items():
+        assert widgets[name].get("class") == cls
+    assert widgets["applyButton"].findtext("property[@name='text']/string") == "Auto-register"
+
+    # Each parameter is bound (SlicerParameterName) to one widget of the class that can show it.
+    bound = {}
+    for name, widget in widgets.items():
+        value = widget.findtext("property[@name='SlicerParameterName']/string")
+        if value:
+            assert value not in bound, f"{value} bound twice"
+            bound[value] = widget
+    fields = hr.HeadRegistrationParameterNode.__annotations__
+    assert set(bound) == set(fields)
+    for field, annotation in fields.items():
+        widget = bound[field]
+        assert widget.get("class") == _expected_widget_class(annotation), field
+        if widget.get("class") == "qMRMLNodeComboBox":
+            assert widget.findtext("property[@name='nodeTypes']/stringlist/string") == annotation.__name__
+        if widget.get("class") == "QCheckBox":
+            default = getattr(hr.HeadRegistrationParameterNode, field)
+            assert widget.findtext("property[@name='checked']/bool") == str(default).lower()
+        if widget.get("class") == "QComboBox":
+            items = [item.findtext("property[@name='text']/string") for item in widget.findall("item")]
+            assert items == get_args(annotation)[1].choices
+
+    output = bound["outputTransform"]
+    for flag in ("noneEnabled", "addEnabled", "renameEnabled"):
+        assert output.findtext(f"property[@name='{flag}']/bool") == "true"
+
+    # Every node selector gets the scene from the top widget, as in Slicer's template.
+    connected = {c.findtext("receiver") for c in tree.iter("connection")
+                 if c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"
+                 and c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"
+                 and c.findtext("sender") == "HeadRegistration"}
+    assert connected == {name for name, w in widgets.items() if w.get("class") == "qMRMLNodeComboBox"}
+
+
+def test_module_description_and_resources(hr, tmp_path):
+    parent = types.SimpleNamespace()
+    hr.HeadRegistration(parent)
+    assert parent.title == "Head Registration" and parent.categories == ["Registration"]
+    assert "Islam" in parent.helpText and "Scientific Reports 11, 1860 (2021)" in parent.helpText
+    assert Path(parent.icon) == ROOT / "Resources" / "Icons" / "HeadRegistration.png"
+    assert Path(hr.resourcesPath()) == ROOT / "Resources"  # source checkout: beside the module's folder
+
+    # Built extension: Resources/ beside the module file (where CMake copies it).
+    built = tmp_path / "qt-scripted-modules"
+    built.mkdir()
+    shutil.copy(MODULE_PATH, built / "HeadRegistration.py")
+    shutil.copytree(ROOT / "Resources", built / "Resources")
+    copy = load_module(built / "HeadRegistration.py", "HeadRegistration_built")
+    sys.modules.pop("HeadRegistration_built")
+    assert Path(copy.resourcesPath()) == built / "Resources"
+
+
+def test_dependencies_are_only_installed_on_request(hr, monkeypatch):
+    logic = hr.HeadRegistrationLogic()
+    assert hr.REQUIRED_PACKAGES == {}  # the registration needs no torch yet
+    assert logic.missingDependencies() == [] and logic.installDependencies() == []
+    installed = []
+    monkeypatch.setattr(slicer.util, "pip_install", installed.append)
+    monkeypatch.setitem(hr.REQUIRED_PACKAGES, "numpy", "numpy")
+    monkeypatch.setitem(hr.REQUIRED_PACKAGES, "headreg_no_such_package", "headreg-no-such-package>=1")
+    assert logic.installDependencies() == ["headreg-no-such-package>=1"]
+    assert installed == ["headreg-no-such-package>=1"]
+
+
+# ---------------------------------------------------------------- 5. process()
+
+def test_process_refuses_bad_selections_before_registering(hr, pair_files):
+    scene = slicer.vtkMRMLScene()
+    mr, ct = (load_volume(scene, path) for path in pair_files)
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
+    labels.SetAndObserveImageData(mr.GetImageData())
+    empty = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
+    logic = hr.HeadRegistrationLogic()
+    for a, b, message in [(mr, mr, "same volume"), (None, ct, "not selected"), (labels, ct, "not a scalar volume"),
+                          (empty, ct, "no voxels")]:
+        with pytest.raises(HeadRegError, match=message):
+            logic.process(a, b, None)
+    assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == 0
+
+
+def test_describe_reports_roles_quality_and_warnings(hr):
+    scene = slicer.vtkMRMLScene()
+    ct = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "head CT")
+    mr = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "head T1")
+    node = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "CT_to_T1")
+    evidence = types.SimpleNamespace
+    registration = types.SimpleNamespace(matrix=np.eye(4), fixed_index=1, quality={"mutual_information": 0.6123},
+                                         modalities=(evidence(modality="CT", confidence=0.97),
+                                                     evidence(modality="MR", confidence=0.9)),
+                                         warnings=["the CT has a gantry tilt"])
+    text = hr.HeadRegistrationLogic().describe(hr.HeadRegistrationOutput(registration, mr, ct, node))
+    assert text.splitlines() == ["Fixed: head T1, MR (90% confident)", "Moving: head CT, CT (97% confident)",
+                                 "Quality: mutual_information 0.612", "Warning: the CT has a gantry tilt",
+                                 "Transform: CT_to_T1"]
+
+
+@needs_autoregister
+def test_process_registers_the_phantom(hr, pair, pair_files):
+    scene = slicer.vtkMRMLScene()
+    mr, ct = (load_volume(scene, path) for path in pair_files)
+    voxels = [slicer.util.arrayFromVolume(v).copy() for v in (mr, ct)]
+    output = hr.HeadRegistrationLogic().process(ct, mr, None, showOverlay=True)  # CT first
+    assert output.registration.fixed_index == 1
+    assert output.fixedVolume.GetID() == mr.GetID() and output.movingVolume.GetID() == ct.GetID()
+    assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == 1
+    assert ct.GetTransformNodeID() == output.outputTransform.GetID()
+    np.testing.assert_allclose(to_parent(output.outputTransform),
+                               geometry.slicer_to_parent_ras(output.registration.matrix), atol=1e-9)
+    for volume, before in zip((mr, ct), voxels):
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(volume), before)
+    ct.HardenTransform()
+    target = centroid_ras(mr, pair.mr_labels, WHITE_MATTER)
+    assert np.linalg.norm(centroid_ras(ct, pair.ct_labels, WHITE_MATTER) - target) < 2.0
+
+
+@needs_autoregister
+def test_process_refusal_leaves_no_node_and_no_changed_voxels(hr, pair_files):
+    scene = slicer.vtkMRMLScene()
+    mr = load_volume(scene, pair_files[0])
+    second_mr = load_volume(scene, pair_files[0])
+    constant = load_volume(scene, pair_files[1])
+    slicer.util.arrayFromVolume(constant)[:] = 7
+    logic = hr.HeadRegistrationLogic()
+    for a, b in [(mr, second_mr), (mr, constant)]:
+        before = [slicer.util.arrayFromVolume(v).copy() for v in (a, b)]
+        with pytest.raises(HeadRegError):
+            logic.process(a, b, None)
+        assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == 0
+        assert a.GetTransformNodeID() is None and b.GetTransformNodeID() is None
+        for volume, voxels in zip((a, b), before):
+            np.testing.assert_array_equal(slicer.util.arrayFromVolume(volume), voxels)
+
+
+@needs_autoregister
+def test_module_self_test_runs_completely(hr):
+    hr.HeadRegistrationTest().runTest()

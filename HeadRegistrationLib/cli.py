@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -12,9 +13,9 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from . import __version__, geometry, modality, phantom, transform_io, volume_io
+from . import __version__, batch, geometry, groundtruth, modality, phantom, qa, registration, transform_io, volume_io
 from .errors import HeadRegError
-from .files import write_image
+from .files import write_atomically, write_image
 
 MAX_VOXELS = 1024 ** 3  # refuse phantom grids larger than this
 
@@ -133,6 +134,71 @@ def command_demo(args) -> int:
     return 0
 
 
+def _groundtruth_pair(args) -> int:
+    if args.output is None:
+        raise HeadRegError("give -o OUT.tfm for one pair (or --pairs CSV --out DIR for a batch)")
+    for path in (args.output, args.record, args.qa):  # fail before the work, not after it
+        if path is not None and not path.parent.is_dir():
+            raise HeadRegError(f"cannot write {path}: folder {path.parent} does not exist")
+    fixed, moving = volume_io.read_volume(args.fixed), volume_io.read_volume(args.moving)
+    with _progress(1, "groundtruth") as bar:
+        truth = groundtruth.ground_truth(fixed, moving, args.preset, not args.no_symmetry)
+        bar.update(1)
+    transform_io.write_transform(truth.matrix, args.output)
+    if args.qa:
+        qa.overlay_figure(fixed, moving, truth.matrix, args.qa, f"{args.fixed.name} (grey) + {args.moving.name}")
+    if args.record:
+        batch.write_json({"fixed": str(args.fixed), "moving": str(args.moving), **truth.record()}, args.record)
+    angles_and_shifts = geometry.parameters_from_matrix(truth.matrix)
+    print(f"wrote {args.output} (fixed -> moving, LPS mm): angles {np.round(angles_and_shifts[:3], 2).tolist()} deg, "
+          f"translation {np.round(angles_and_shifts[3:], 2).tolist()} mm about the origin")
+    print(f"preset {args.preset}, symmetry alignment {'off' if args.no_symmetry else 'on'}: "
+          f"Mattes MI {truth.metric:.4f}, {truth.seconds:.1f} s")
+    for warning in truth.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _groundtruth_batch(args) -> int:
+    if args.out is None:
+        raise HeadRegError("give --out DIR for the batch's outputs")
+    if args.workers < 1:
+        raise HeadRegError("--workers must be at least 1")
+    pairs = batch.read_pairs(args.pairs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    tasks = [{**pair, "out": str(args.out.resolve()), "preset": args.preset, "symmetry": not args.no_symmetry}
+             for pair in pairs]
+    records, skipped = batch.run_tasks(tasks, groundtruth.run_pair, groundtruth.pair_done, args.workers)
+    failed = [r for r in records if r.get("status") != "ok"]
+    summary = [batch.read_json(groundtruth.pair_outputs(t)["record"]) or {**t, "status": "not run"} for t in tasks]
+    columns = ["id", "status", "fixed", "moving", "mattes_mi", "seconds", "warnings", "error"]
+
+    def write_summary(path):
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for r in summary:
+                writer.writerow([r.get("id"), r.get("status"), r.get("fixed"), r.get("moving"), r.get("mattes_mi"),
+                                 r.get("seconds"), "; ".join(r.get("warnings", [])), r.get("error", "")])
+
+    write_atomically(args.out / "summary.csv", write_summary)
+    print(f"{len(records) - len(failed)} pairs registered, {skipped} already done, {len(failed)} failed; "
+          f"outputs and summary.csv in {args.out}")
+    for r in failed:
+        print(f"failed: {r['id']}: {r.get('error')}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def command_groundtruth(args) -> int:
+    if args.pairs is not None:
+        if args.fixed or args.moving or args.output:
+            raise HeadRegError("give either FIXED MOVING -o OUT.tfm or --pairs CSV --out DIR, not both")
+        return _groundtruth_batch(args)
+    if not (args.fixed and args.moving):
+        raise HeadRegError("give FIXED MOVING -o OUT.tfm, or --pairs CSV --out DIR")
+    return _groundtruth_pair(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="headreg",
@@ -170,6 +236,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("headreg-demo"), help="output folder (default ./headreg-demo)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
     p.set_defaults(run=command_demo)
+
+    p = commands.add_parser("groundtruth", help="reference transform of a pair or a batch by symmetry + MI",
+                            description="Ground truth after the paper: both heads to their PCA symmetry frames, "
+                                        "mutual-information registration of the frames, composed back. "
+                                        "One pair: FIXED MOVING -o OUT.tfm. A batch: --pairs CSV (columns "
+                                        "fixed,moving[,id]) --out DIR, writing per pair <id>.tfm, <id>.json and "
+                                        "a QA picture <id>.png, skipping pairs already done.")
+    p.add_argument("fixed", type=Path, nargs="?", help="fixed volume (MR): file or DICOM folder")
+    p.add_argument("moving", type=Path, nargs="?", help="moving volume (CT): file or DICOM folder")
+    p.add_argument("-o", "--output", type=Path, help="transform file to write (.tfm, .txt, .h5)")
+    p.add_argument("--record", type=Path, metavar="JSON", help="also write settings, metric values and time")
+    p.add_argument("--qa", type=Path, metavar="PNG", help="also write a three-plane QA picture")
+    p.add_argument("--pairs", type=Path, metavar="CSV", help="batch: CSV with columns fixed,moving[,id]")
+    p.add_argument("--out", type=Path, metavar="DIR", help="batch: output folder")
+    p.add_argument("--workers", type=int, default=1, help="batch: worker processes (default 1)")
+    p.add_argument("--preset", choices=sorted(registration.PRESETS), default="accurate",
+                   help="optimiser settings: 'paper' (the paper's (1+1)-EO) or 'accurate' (default)")
+    p.add_argument("--no-symmetry", action="store_true", help="optimise from the images as they lie")
+    p.set_defaults(run=command_groundtruth)
     return parser
 
 

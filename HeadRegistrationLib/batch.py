@@ -11,9 +11,10 @@ import csv
 import json
 import os
 import re
+import signal
 import sys
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
@@ -74,7 +75,8 @@ def read_json(path) -> dict | None:
         return None
 
 
-def _limit_threads(threads: int) -> None:
+def _start_worker(threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
 
 
@@ -106,10 +108,10 @@ def run_tasks(tasks: list[dict], task_function: Callable[[dict], dict], is_done:
                 bar.update(1)
         else:
             threads = max(1, (os.cpu_count() or 1) // workers)
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_limit_threads,
-                                     initargs=(threads,)) as pool:
-                futures = [pool.submit(_guarded, task_function, task) for task in pending]
-                for future in as_completed(futures):
-                    records.append(future.result())
+            # A Ctrl-C reaches this process alone (workers ignore it) and leaving the block
+            # terminates the workers at once; pairs already written stay done.
+            with get_context("spawn").Pool(workers, _start_worker, (threads,)) as pool:
+                for record in pool.imap_unordered(partial(_guarded, task_function), pending):
+                    records.append(record)
                     bar.update(1)
     return records, skipped

@@ -166,6 +166,8 @@ def _groundtruth_batch(args) -> int:
         raise HeadRegError("--workers must be at least 1")
     pairs = batch.read_pairs(args.pairs)
     args.out.mkdir(parents=True, exist_ok=True)
+    for leftover in args.out.glob(".*.partial.*"):  # from an interrupted run
+        leftover.unlink()
     tasks = [{**pair, "out": str(args.out.resolve()), "preset": args.preset, "symmetry": not args.no_symmetry}
              for pair in pairs]
     records, skipped = batch.run_tasks(tasks, groundtruth.run_pair, groundtruth.pair_done, args.workers)

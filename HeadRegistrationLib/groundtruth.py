@@ -4,8 +4,9 @@ Both heads are put in their PCA symmetry frames (symmetry.py), the two frames ar
 registered with mutual information (registration.py), and the result is composed
 back, ``T = F_moving @ T_reg @ inv(F_fixed)`` (``symmetry.compose_ground_truth``).
 Because PCA leaves the axes' signs and near-equal axes' order open, the 24 frame
-alignments are ranked by MI on a coarse grid and the best ``starts`` of them are
-refined; the refined result with the best full-resolution MI wins. Without symmetry,
+alignments are ranked by MI on a 4 mm grid, the best 8 get a short coarse (1+1)-EO run
+(``screen_starts``), and the best one or two of those are optimised with the preset;
+the result with the best full-resolution MI wins. Without symmetry,
 the optimiser starts from the images as they lie (identity), as in the paper's
 comparison.
 """
@@ -37,7 +38,7 @@ class GroundTruth:
     fixed_frame: np.ndarray | None = None   # frame -> physical, 4x4
     moving_frame: np.ndarray | None = None
     registration_in_frame: np.ndarray | None = None  # fixed frame -> moving frame
-    starts: list[dict] = field(default_factory=list)  # every refined start: permutation, MI before/after
+    starts: list[dict] = field(default_factory=list)  # every optimised start: permutation, MI, moves
     warnings: list[str] = field(default_factory=list)
 
     def record(self) -> dict:

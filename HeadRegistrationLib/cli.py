@@ -13,7 +13,8 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from . import __version__, batch, geometry, groundtruth, modality, phantom, qa, registration, transform_io, volume_io
+from . import (__version__, augmentation, batch, dataset, geometry, groundtruth, modality, phantom, preprocessing, qa,
+               registration, synthesis, transform_io, volume_io)
 from .errors import HeadRegError
 from .files import write_atomically, write_image
 
@@ -201,6 +202,97 @@ def command_groundtruth(args) -> int:
     return _groundtruth_pair(args)
 
 
+def command_synth(args) -> int:
+    for path in (args.output, args.qa):
+        if path is not None and not path.parent.is_dir():
+            raise HeadRegError(f"cannot write {path}: folder {path.parent} does not exist")
+    if args.output.resolve() == args.source.resolve():
+        raise HeadRegError("the output would overwrite the source: choose another -o")
+    source = sitk.Cast(volume_io.read_volume(args.source), sitk.sitkFloat32)
+    volume_io.check_volume_content(source, str(args.source))
+    rng = np.random.default_rng(args.seed)
+    note = ""
+    if args.to == "ct":
+        skull = volume_io.read_volume(args.skull) if args.skull else None
+        template_hu = None
+        templates = None if (skull is not None or args.no_template) else dataset.read_templates(args.data)
+        if templates is not None:
+            template_hu = synthesis.carry_template(source, *templates)
+            note = ", bone and air from the MNI152/scct templates"
+        elif skull is not None:
+            note = f", bone from {args.skull.name}"
+        else:
+            note = ", bone from the dark shell around the brain (no templates)"
+        mr, ct = source, synthesis.synthesise(source, "ct", rng, args.weighting, skull, template_hu)
+        partner = ct
+    else:
+        ct = dataset.ct_in_hounsfield(source, args.ct_units.replace("-", "_"))
+        mr = synthesis.synthesise(ct, "mr", rng, target_weighting=args.mr_weighting)
+        partner = mr
+    write_image(partner, args.output)
+    if args.qa:
+        qa.bone_edge_figure(mr, ct, args.qa, title=f"{args.source.name} -> {args.to.upper()} (seed {args.seed})")
+    print(f"wrote {args.output}: {'a CT' if args.to == 'ct' else 'an MR'} of the anatomy of {args.source.name} on its grid "
+          f"(seed {args.seed}{note})")
+    return 0
+
+
+def _counts(text: str) -> list[int]:
+    """'4:124:5' -> 4, 9, ..., 124; '10,20' -> 10, 20."""
+    try:
+        if ":" in text:
+            start, stop, step = (int(v) for v in text.split(":"))
+            counts = list(range(start, stop + 1, step))
+        else:
+            counts = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise HeadRegError(f"--counts must be START:STOP:STEP or a comma list of integers, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise HeadRegError(f"--counts must give copy counts of at least 1, got {text!r}")
+    return sorted(set(counts))
+
+
+def command_dataset(args) -> int:
+    if args.workers < 1:
+        raise HeadRegError("--workers must be at least 1")
+    counts = _counts(args.counts) if args.action == "sweep" else [args.copies]
+    if min(counts) < 1:
+        raise HeadRegError("--copies must be at least 1")
+    subjects = dataset.phantom_subjects(args.phantoms)
+    if not args.no_shared:
+        shared = dataset.shared_subjects(args.data)
+        if not shared:
+            print(f"note: no shared head volumes under {args.data}; phantom subjects only", file=sys.stderr)
+        subjects += shared
+    if args.subjects:
+        wanted = args.subjects.split(",")
+        unknown = sorted(set(wanted) - {s["id"] for s in subjects})
+        if unknown:
+            raise HeadRegError(f"unknown subject(s) {', '.join(unknown)}; known: "
+                               f"{', '.join(s['id'] for s in subjects)}")
+        subjects = [s for s in subjects if s["id"] in wanted]
+    if not subjects:
+        raise HeadRegError("no subjects: give --phantoms N or shared data")
+    preprocessing.network_grid((0, 0, 0), args.grid_size, args.grid_spacing)   # checks the grid
+    augmentation.random_pose(np.random.default_rng(0), (0, 0, 0), args.max_angle, args.max_shift)  # checks ranges
+    settings = {"copies": max(counts), "seed": args.seed, "grid_size": list(args.grid_size),
+                "grid_spacing_mm": args.grid_spacing, "max_angle_deg": args.max_angle,
+                "max_shift_mm": args.max_shift, "center_jitter_mm": 5.0}
+    manifest = dataset.build(args.out, subjects, settings, args.workers)
+    splits = {s: manifest["subjects"][s]["split"] for s in manifest["subjects"]}
+    if args.action == "sweep":
+        for n in counts:
+            dataset.write_manifest(args.out, subjects, settings, splits, n, f"-n{n:03d}")
+        print(f"sweep: index-nNNN.csv and manifest-nNNN.json for n = {', '.join(map(str, counts))}")
+    for split in augmentation.SPLITS:
+        names = [s for s, where in splits.items() if where == split]
+        print(f"{split}: {len(names)} subjects ({', '.join(names)})")
+    print(f"{manifest['examples']} examples in {args.out} (index.csv, manifest.json, qa/)")
+    for failure in manifest["failed"]:
+        print(f"failed: {failure['id']}: {failure['error']}", file=sys.stderr)
+    return 1 if manifest["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="headreg",
@@ -257,6 +349,45 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optimiser settings: 'paper' (the paper's (1+1)-EO) or 'accurate' (default)")
     p.add_argument("--no-symmetry", action="store_true", help="optimise from the images as they lie")
     p.set_defaults(run=command_groundtruth)
+
+    p = commands.add_parser("synth", help="synthesise the CT of an MR's anatomy, or the MR of a CT's",
+                            description="Write a partner volume of the other modality in the source's physical "
+                                        "space, on its grid.")
+    p.add_argument("source", type=Path, help="real volume: file or DICOM folder")
+    p.add_argument("--to", choices=("ct", "mr"), required=True, help="modality of the partner to make")
+    p.add_argument("-o", "--output", type=Path, required=True, help="partner volume to write")
+    p.add_argument("--seed", type=int, default=0, help="scanner appearance (default 0)")
+    p.add_argument("--weighting", choices=synthesis.WEIGHTINGS, default="t1", help="--to ct: the source MR's weighting")
+    p.add_argument("--skull", type=Path, help="--to ct: a real bone mask of the source MR")
+    p.add_argument("--no-template", action="store_true", help="--to ct: do not use the MNI152/scct templates")
+    p.add_argument("--data", type=Path, default=dataset.default_data_dir(), help="folder holding templates/")
+    p.add_argument("--ct-units", choices=("hu", "cormack", "two-peaks"), default="hu",
+                   help="--to mr: the source CT's units (two-peaks: calibrate from air and soft tissue)")
+    p.add_argument("--mr-weighting", choices=synthesis.WEIGHTINGS, help="--to mr: the partner's weighting "
+                   "(random by default)")
+    p.add_argument("--qa", type=Path, metavar="PNG", help="also write a picture: MR with CT bone edges")
+    p.set_defaults(run=command_synth)
+
+    p = commands.add_parser("dataset", help="build a training set: real anatomy, synthesised partners, rigid copies",
+                            description="Build (or resume) a training set of network-ready pairs with labels, "
+                                        "QA pictures and a manifest; 'sweep' also writes the subsets of the first "
+                                        "n copies of every subject for n in --counts.")
+    p.add_argument("action", choices=("build", "sweep"))
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--copies", type=int, default=augmentation.PAPER_COPIES, help="build: copies per subject (99)")
+    p.add_argument("--counts", default="4:124:5", help="sweep: START:STOP:STEP or a comma list (4:124:5)")
+    p.add_argument("--phantoms", type=int, default=4, help="phantom subjects (default 4)")
+    p.add_argument("--data", type=Path, default=dataset.default_data_dir(), help="shared head volumes")
+    p.add_argument("--no-shared", action="store_true", help="phantom subjects only")
+    p.add_argument("--subjects", help="comma list of subject ids to use (default all)")
+    p.add_argument("--max-angle", type=float, default=augmentation.PAPER_MAX_ANGLE_DEG, help="degrees (15)")
+    p.add_argument("--max-shift", type=float, default=augmentation.PAPER_MAX_SHIFT_MM, help="mm per axis (5)")
+    p.add_argument("--grid-size", type=int, nargs=3, default=preprocessing.DEFAULT_GRID_SIZE,
+                   metavar=("NX", "NY", "NZ"), help="network grid (64 64 64)")
+    p.add_argument("--grid-spacing", type=float, default=preprocessing.DEFAULT_GRID_SPACING_MM, help="mm (4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits and copies (default 0)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.set_defaults(run=command_dataset)
     return parser
 
 

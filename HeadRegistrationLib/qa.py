@@ -71,3 +71,30 @@ def overlay_figure(fixed: sitk.Image, moving: sitk.Image, fixed_to_moving, path,
     figure.tight_layout()
     write_atomically(path, lambda p: figure.savefig(p, dpi=80, format="png"))
     plt.close(figure)
+
+
+def bone_edge_figure(mr: sitk.Image, ct: sitk.Image, path, fixed_to_moving=None, title: str = "",
+                     center=None, bone_hu: float = 250.0):
+    """Write a PNG of a CT/MR pair: top row the MR in grey with the CT's bone edges
+    (``bone_hu`` contour) in red, bottom row the CT alone (window -200..1500 HU)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if center is None:
+        center = mr.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in mr.GetSize()])
+    figure, axes = plt.subplots(2, 3, figsize=(11, 7.6))
+    for column, plane in enumerate(PLANES):
+        mr_slice = plane_slice(mr, center, plane, default=-1e9)
+        ct_slice = plane_slice(ct, center, plane, fixed_to_moving, default=-1000.0)
+        axes[0, column].imshow(_window(mr_slice), cmap="gray")
+        if (ct_slice > bone_hu).any():
+            axes[0, column].contour(ct_slice, levels=[bone_hu], colors="red", linewidths=0.6)
+        axes[1, column].imshow(np.clip((ct_slice + 200.0) / 1700.0, 0, 1), cmap="gray")
+        axes[0, column].set_title(plane)
+        for ax in axes[:, column]:
+            ax.set_axis_off()
+    figure.suptitle(title or f"MR with CT bone edges ({bone_hu:.0f} HU) / CT", fontsize=10)
+    figure.tight_layout()
+    write_atomically(path, lambda p: figure.savefig(p, dpi=80, format="png"))
+    plt.close(figure)

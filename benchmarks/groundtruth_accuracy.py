@@ -12,7 +12,10 @@ Datasets:
   mni            ../shared/data/templates: MNI152 T1 (fixed) and the aligned scct CT
                  template (moving), the CT turned and moved by the known transform
 
-    python benchmarks/groundtruth_accuracy.py --pairs-per-bin 3 --workers 2 --csv gt.csv
+    python benchmarks/groundtruth_accuracy.py --pairs-per-bin 3 --workers 2 --out gt-bench
+
+Every case writes its record to OUT/<dataset>-<seed>.json as it finishes; a second run
+with the same --out skips the cases already there, and the table covers them all.
 """
 
 from __future__ import annotations
@@ -76,7 +79,9 @@ def run_case(task: dict) -> dict:
             results.append({**{k: task[k] for k in ("dataset", "bin", "seed", "angle", "distance")},
                             "preset": preset, "symmetry": use_symmetry, "tre_mm": error,
                             "seconds": time.perf_counter() - began})
-    return {"status": "ok", "results": results}
+    record = {"status": "ok", "results": results}
+    batch.write_json(record, Path(task["out"]) / f"{task['id']}.json")
+    return record
 
 
 def summarise(rows: list[dict]) -> str:
@@ -121,7 +126,7 @@ def main() -> int:
     parser.add_argument("--presets", default="paper,accurate")
     parser.add_argument("--pairs-per-bin", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--csv", type=Path, help="write every case here")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the per-case records and cases.csv")
     args = parser.parse_args()
     tasks = []
     for dataset in args.datasets.split(","):
@@ -134,20 +139,24 @@ def main() -> int:
                 rng = np.random.default_rng([seed, 1])
                 tasks.append({"id": f"{dataset}-{seed}", "dataset": dataset, "bin": f"{lo}-{hi}", "seed": seed,
                               "angle": float(rng.uniform(lo, hi)), "distance": float(rng.uniform(10, 30)),
-                              "presets": args.presets.split(",")})
+                              "presets": args.presets.split(","), "out": str(args.out)})
+    args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    records, _ = batch.run_tasks(tasks, run_case, lambda task: False, args.workers, "cases")
+    records, skipped = batch.run_tasks(tasks, run_case, lambda t: (args.out / f"{t['id']}.json").exists(),
+                                       args.workers, "cases")
     failed = [r for r in records if r.get("status") != "ok"]
     for r in failed:
         print(f"case failed: {r['id']}: {r.get('error')}", file=sys.stderr)
-    rows = [row for r in records if r.get("status") == "ok" for row in r["results"]]
-    if args.csv:
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    done = [batch.read_json(args.out / f"{t['id']}.json") for t in tasks]
+    rows = [row for r in done if r for row in r["results"]]
+    if not rows:
+        return 1
+    with open(args.out / "cases.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     print(summarise(rows))
-    print(f"\n{len(tasks)} pairs, {len(rows)} registrations, {time.perf_counter() - began:.0f} s wall, "
+    print(f"\n{len(tasks)} pairs ({skipped} done before), {len(rows)} registrations, {time.perf_counter() - began:.0f} s wall, "
           f"{args.workers} workers")
     return 1 if failed else 0
 

@@ -1,0 +1,63 @@
+"""Preprocessing for the network (paper: "Registration of multi-modal images", input layer).
+
+Both volumes are resampled onto one network grid: a cube of ``size`` voxels of ``spacing``
+mm on the patient's axes (LPS), centred on the fixed head. On that shared grid the two
+heads keep their physical relation, so the six parameters the network regresses are those
+of the fixed -> moving transform about the grid centre (``geometry.PARAMETER_NAMES``).
+Intensities are normalised per modality to a range of about 0..3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import geometry
+from .errors import HeadRegError
+
+DEFAULT_GRID_SIZE = (64, 64, 64)     # x, y, z voxels
+DEFAULT_GRID_SPACING_MM = 4.0        # 256 mm field of view: the whole head with room to move
+
+
+def network_grid(center, size=DEFAULT_GRID_SIZE, spacing_mm: float = DEFAULT_GRID_SPACING_MM) -> sitk.Image:
+    """An empty float32 image on the patient's axes whose voxel grid is centred on ``center``."""
+    size = [int(n) for n in size]
+    if len(size) != 3 or min(size) < 4 or not spacing_mm > 0:
+        raise HeadRegError(f"a network grid needs 3 sizes of at least 4 voxels and a positive spacing, got "
+                           f"{size} at {spacing_mm} mm")
+    grid = sitk.Image(size, sitk.sitkFloat32)
+    grid.SetSpacing([float(spacing_mm)] * 3)
+    grid.SetOrigin((np.asarray(center, dtype=float) - (np.array(size) - 1) / 2 * spacing_mm).tolist())
+    return grid
+
+
+def grid_center(grid: sitk.Image) -> np.ndarray:
+    """Physical centre (LPS mm) of the grid: the rotation centre of the six parameters."""
+    return np.array(grid.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in grid.GetSize()]))
+
+
+def normalise_ct(hu: np.ndarray) -> np.ndarray:
+    """Hounsfield units to network input: air 0, water 1, dense bone 3 (clipped)."""
+    return np.clip((hu.astype(np.float32) + 1000.0) / 1000.0, 0.0, 3.0)
+
+
+def normalise_mr(signal: np.ndarray) -> np.ndarray:
+    """MR signal to network input: divided by the 99th percentile of the voxels above
+    the mean (the head), clipped at 3."""
+    values = signal.astype(np.float32)
+    head = values[values > values.mean()]
+    scale = float(np.percentile(head, 99)) if head.size else 0.0
+    if not scale > 0:
+        raise HeadRegError("the MR is empty on the network grid")
+    return np.clip(values / scale, 0.0, 3.0)
+
+
+def on_grid(image: sitk.Image, grid: sitk.Image, grid_to_image=None, background: float | None = None) -> np.ndarray:
+    """``image`` sampled (linear) on ``grid`` through ``grid_to_image`` (4x4, grid points ->
+    image points; identity when None), as a z, y, x float32 array. Outside the image:
+    ``background`` (the image minimum when None)."""
+    if background is None:
+        background = float(sitk.GetArrayViewFromImage(image).min())
+    transform = sitk.Transform() if grid_to_image is None else geometry.sitk_from_matrix(grid_to_image)
+    return sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), grid, transform,
+                                                sitk.sitkLinear, background, sitk.sitkFloat32))

@@ -56,11 +56,16 @@ def split_subjects(subjects, fractions=(0.6, 0.2, 0.2), seed: int = 0,
     free = [s for s in subjects if s not in fixed]
     order = np.random.default_rng(seed).permutation(len(free))
     free = [free[k] for k in order]
-    counts = np.floor(np.asarray(fractions, dtype=float) / sum(fractions) * len(free)).astype(int)
-    for k in range(len(SPLITS)):            # a subject for every empty split, while there are spare ones
-        if counts[k] == 0 and len(free) - counts.sum() > 0:
-            counts[k] = 1
-    counts[0] += len(free) - counts.sum()   # the rest go to training
+    # Aim at the fractions of all subjects, counting those assigned by hand; training gets
+    # a subject first, then each held-out split one, while there are subjects to give.
+    by_hand = np.array([list(fixed.values()).count(split) for split in SPLITS])
+    target = np.round(np.asarray(fractions, dtype=float) / sum(fractions) * len(subjects)).astype(int)
+    held = np.maximum(target[1:] - by_hand[1:], 0)
+    held = np.where((held + by_hand[1:] == 0), 1, held)
+    spare = len(free) - (1 if by_hand[0] == 0 and free else 0)
+    while held.sum() > spare:
+        held[1 if held[1] > 0 else 0] -= 1   # trim test first, then validation
+    counts = [len(free) - held.sum(), *held]
     assignment = dict(fixed)
     start = 0
     for split, count in zip(SPLITS, counts):

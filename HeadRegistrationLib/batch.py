@@ -93,13 +93,13 @@ def _guarded(task_function: Callable[[dict], dict], task: dict) -> dict:
 
 
 def run_tasks(tasks: list[dict], task_function: Callable[[dict], dict], is_done: Callable[[dict], bool],
-              workers: int = 1, description: str = "pairs") -> tuple[list[dict], int]:
+              workers: int = 1, description: str = "pairs", unit: str = "pair") -> tuple[list[dict], int]:
     """Run the tasks not yet done (``is_done``), ``workers`` at a time in separate
     processes, with a progress bar. Returns (records of the tasks run, number skipped)."""
     pending = [task for task in tasks if not is_done(task)]
     skipped = len(tasks) - len(pending)
     records = []
-    bar = tqdm(total=len(pending), desc=description, unit="pair", file=sys.stderr,
+    bar = tqdm(total=len(pending), desc=description, unit=unit, file=sys.stderr,
                disable=None if "HEADREG_PROGRESS" not in os.environ else False)
     with bar:
         if workers <= 1:

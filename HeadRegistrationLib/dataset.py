@@ -17,7 +17,8 @@ On disk, under ``OUT``::
     manifest.json, index.csv    sources with checksums, settings, splits, every copy
 
 A build is resumable (copies whose record exists are skipped) and each subject is an
-independent task.
+independent task. Copy ``k`` of a subject does not depend on how many copies are asked
+for, so a set can be grown, and its first n copies form the set of n copies.
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def make_copy(prepared: dict, seed, settings: dict) -> dict:
     mr, ct, appearance = render_copy_pair(prepared, rng)
     center = prepared["head_center"] + rng.uniform(-settings["center_jitter_mm"], settings["center_jitter_mm"], 3)
     grid = preprocessing.network_grid(center, settings["grid_size"], settings["grid_spacing_mm"])
-    grid_center = preprocessing.grid_center(grid)
+    grid_center = geometry.grid_center(grid)
     truth = augmentation.random_pose(rng, grid_center, settings["max_angle_deg"], settings["max_shift_mm"])
     fixed = preprocessing.on_grid(mr, grid, background=0.0)
     moving = preprocessing.on_grid(ct, grid, geometry.invert(truth), background=-1000.0)  # the CT turned by T
@@ -263,7 +264,7 @@ def build_subject(task: dict) -> dict:
                 (out / "qa").mkdir(exist_ok=True)
                 qa.bone_edge_figure(example["mr"], example["ct"], out / "qa" / f"{subject['id']}.png",
                                     example["truth"], title=f"{subject['id']}, copy 0: MR with CT bone edges / CT",
-                                    center=preprocessing.grid_center(example["grid"]))
+                                    center=geometry.grid_center(example["grid"]))
             batch.write_json({"subject": subject["id"], "copy": k, "split": task["split"], **example["record"]},
                              paths["json"])
     return {"id": subject["id"], "status": "ok", "built": len(pending)}
@@ -278,8 +279,8 @@ def build(out, subjects: list[dict], settings: dict, workers: int = 1, split_fra
         raise HeadRegError("subject ids must be unique")
     manifest_path = out / "manifest.json"
     if manifest_path.exists():
-        previous = json.loads(manifest_path.read_text())
-        if previous["settings"] != settings:
+        previous = json.loads(manifest_path.read_text())["settings"]
+        if {**previous, "copies": None} != {**settings, "copies": None}:   # more or fewer copies is fine
             raise HeadRegError(f"{out} holds a set built with other settings; choose another folder")
     splits = augmentation.split_subjects(ids, split_fractions, settings["seed"], fixed_splits)
     out.mkdir(parents=True, exist_ok=True)
@@ -288,7 +289,7 @@ def build(out, subjects: list[dict], settings: dict, workers: int = 1, split_fra
     records, _ = batch.run_tasks(
         tasks, build_subject,
         lambda t: all(copy_paths(out, t["id"], k)["json"].exists() for k in range(settings["copies"])),
-        workers, "subjects")
+        workers, "subjects", "subject")
     failed = [r for r in records if r.get("status") != "ok"]
     manifest = write_manifest(out, subjects, settings, splits)
     manifest["failed"] = [{"id": r["id"], "error": r.get("error")} for r in failed]

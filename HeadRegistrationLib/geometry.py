@@ -234,6 +234,11 @@ def physical_points(image: sitk.Image, mask=None) -> np.ndarray:
     return (index_xyz * np.array(image.GetSpacing())) @ direction.T + np.array(image.GetOrigin())
 
 
+def grid_center(image: sitk.Image) -> np.ndarray:
+    """Physical centre (LPS mm) of an image's voxel grid."""
+    return np.array(image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in image.GetSize()]))
+
+
 def mean_displacement_in_mask(matrix_a, matrix_b, mask: sitk.Image, max_points: int = 50000,
                               seed: int = 0) -> float:
     """Mean distance in mm between A and B over the voxels of a binary ``mask`` image

@@ -259,11 +259,6 @@ def clinical_grid(size, spacing, origin=(0.0, 0.0, 0.0)) -> sitk.Image:
     return grid
 
 
-def grid_center(image: sitk.Image) -> np.ndarray:
-    """Physical centre (mm) of an image's voxel grid."""
-    return np.array(image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in image.GetSize()]))
-
-
 def _property_map(labels: sitk.Image, column: int) -> sitk.Image:
     lookup = np.zeros(256, dtype=np.float32)
     for label, *values in TISSUES.values():
@@ -393,7 +388,7 @@ def make_phantom_pair(seed: int = 0, rotation_deg: float | None = None, translat
 
     mr_geometry = clinical_grid(**mr_grid)
     ct_geometry = clinical_grid(**ct_grid)
-    mr_center, ct_center = grid_center(mr_geometry), grid_center(ct_geometry)
+    mr_center, ct_center = geometry.grid_center(mr_geometry), geometry.grid_center(ct_geometry)
     # The head sits near the MR grid centre; the anatomy grid lives in MR space.
     head_center = mr_center + rng_pose.uniform(-5, 5, 3) + np.array([0.0, 0.0, -15.0])
     anatomy = paint_head(seed)

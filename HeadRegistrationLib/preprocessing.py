@@ -1,7 +1,8 @@
 """Preprocessing for the network (paper: "Registration of multi-modal images", input layer).
 
 Both volumes are resampled onto one network grid: a cube of ``size`` voxels of ``spacing``
-mm on the patient's axes (LPS), centred on the fixed head. On that shared grid the two
+mm on the patient's axes (LPS), centred on the fixed head; its centre
+(``geometry.grid_center``) is the rotation centre of the six parameters. On that shared grid the two
 heads keep their physical relation, so the six parameters the network regresses are those
 of the fixed -> moving transform about the grid centre (``geometry.PARAMETER_NAMES``).
 Intensities are normalised per modality to a range of about 0..3.
@@ -29,11 +30,6 @@ def network_grid(center, size=DEFAULT_GRID_SIZE, spacing_mm: float = DEFAULT_GRI
     grid.SetSpacing([float(spacing_mm)] * 3)
     grid.SetOrigin((np.asarray(center, dtype=float) - (np.array(size) - 1) / 2 * spacing_mm).tolist())
     return grid
-
-
-def grid_center(grid: sitk.Image) -> np.ndarray:
-    """Physical centre (LPS mm) of the grid: the rotation centre of the six parameters."""
-    return np.array(grid.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in grid.GetSize()]))
 
 
 def normalise_ct(hu: np.ndarray) -> np.ndarray:

@@ -54,7 +54,7 @@ def overlay_figure(fixed: sitk.Image, moving: sitk.Image, fixed_to_moving, path,
     import matplotlib.pyplot as plt
 
     if center is None:
-        center = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in fixed.GetSize()])
+        center = geometry.grid_center(fixed)
     figure, axes = plt.subplots(2, 3, figsize=(11, 7.6))
     for column, plane in enumerate(PLANES):
         fixed_slice = _window(plane_slice(fixed, center, plane, default=-1e9))
@@ -82,7 +82,7 @@ def bone_edge_figure(mr: sitk.Image, ct: sitk.Image, path, fixed_to_moving=None,
     import matplotlib.pyplot as plt
 
     if center is None:
-        center = mr.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in mr.GetSize()])
+        center = geometry.grid_center(mr)
     figure, axes = plt.subplots(2, 3, figsize=(11, 7.6))
     for column, plane in enumerate(PLANES):
         mr_slice = plane_slice(mr, center, plane, default=-1e9)

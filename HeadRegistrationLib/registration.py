@@ -149,7 +149,7 @@ def register(fixed: sitk.Image, moving: sitk.Image, initial=None, center=None, p
         raise HeadRegError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     matrix = np.eye(4) if initial is None else geometry.as_matrix(initial)
     if center is None:
-        center = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in fixed.GetSize()])
+        center = geometry.grid_center(fixed)
     began = time.perf_counter()
     for stage in PRESETS[preset]["stages"]:
         result = run_stage(fixed, moving, matrix, center, stage, head_mask)

@@ -165,7 +165,7 @@ def classes_from_mr(mr: sitk.Image, weighting: str = "t1", skull: sitk.Image | N
     # opening, largest piece, holes (ventricles) filled.
     deep = _morphology(head, mr, sitk.BinaryErode, 8.0)
     # T1: grey and white matter (muscle lies below grey matter's middle); T2/PD: all but the dark.
-    tissue = (values > (t1 + t2) / 2) & (values < t3) if weighting == "t1" else (values > t1)
+    tissue = values > ((t1 + t2) / 2 if weighting == "t1" else t1)
     brain = _morphology(tissue & deep, mr, sitk.BinaryMorphologicalOpening, 6.0)   # cuts the cord and neck off
     if not brain.any():
         raise HeadRegError("no brain found in the MR: is it a head?")

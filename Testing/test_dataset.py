@@ -120,7 +120,7 @@ def test_build_resumes_and_refuses_other_settings(phantom_set):
     assert again["examples"] == manifest["examples"]
     assert dataset.copy_paths(out, "phantom-1", 1)["npy"].stat().st_mtime_ns == stamp
     with pytest.raises(HeadRegError, match="other settings"):
-        dataset.build(out, dataset.phantom_subjects(3), dict(settings, copies=5))
+        dataset.build(out, dataset.phantom_subjects(3), dict(settings, max_shift_mm=9.0))
 
 
 def test_shared_subjects_land_too(tmp_path):

@@ -74,7 +74,7 @@ def test_truth_has_the_requested_misalignment(phantom_pair):
     assert geometry.is_rigid(truth)
     assert geometry.rotation_error_deg(truth, np.eye(4)) == pytest.approx(12.0)
     # The translation on top of the move from the MR grid centre to the CT grid centre.
-    ct_center = phantom.grid_center(phantom_pair.ct)
+    ct_center = geometry.grid_center(phantom_pair.ct)
     shift = geometry.transform_points(truth, phantom_pair.rotation_center) - ct_center
     assert np.linalg.norm(shift) == pytest.approx(8.0)
 

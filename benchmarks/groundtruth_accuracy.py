@@ -40,7 +40,7 @@ WHOLE_HEAD = {"ct_grid": {"size": (512, 512, 48), "spacing": (0.5, 0.5, 5.0)},
 def moved_copy(image: sitk.Image, fixed_to_moving: np.ndarray) -> sitk.Image:
     """``image`` carried so that ``fixed_to_moving`` maps the original's points to the
     copy's, on a grid like the original's centred where its centre goes."""
-    center = np.array(image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in image.GetSize()]))
+    center = geometry.grid_center(image)
     grid = sitk.Image(image.GetSize(), sitk.sitkFloat32)
     grid.SetSpacing(image.GetSpacing())
     grid.SetDirection(image.GetDirection())
@@ -55,7 +55,7 @@ def make_pair(dataset: str, seed: int, angle: float, distance: float):
     if dataset == "mni":
         fixed = sitk.ReadImage(str(TEMPLATES / "MNI152_T1_2mm.nii.gz"), sitk.sitkFloat32)
         ct = sitk.ReadImage(str(TEMPLATES / "scct.nii.gz"), sitk.sitkFloat32)
-        center = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in fixed.GetSize()])
+        center = geometry.grid_center(fixed)
         truth = geometry.random_rigid(np.random.default_rng([seed, 7]), angle, distance, center)
         return fixed, moved_copy(ct, truth), truth
     grids = WHOLE_HEAD if dataset == "phantom" else {}
@@ -143,7 +143,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     records, skipped = batch.run_tasks(tasks, run_case, lambda t: (args.out / f"{t['id']}.json").exists(),
-                                       args.workers, "cases")
+                                       args.workers, "cases", "case")
     failed = [r for r in records if r.get("status") != "ok"]
     for r in failed:
         print(f"case failed: {r['id']}: {r.get('error')}", file=sys.stderr)

@@ -170,7 +170,10 @@ def classes_from_mr(mr: sitk.Image, weighting: str = "t1", skull: sitk.Image | N
     if not brain.any():
         raise HeadRegError("no brain found in the MR: is it a head?")
     brain = _largest_component(brain, mr)
-    brain = _morphology(brain, mr, sitk.BinaryDilate, 6.0) & tissue & deep         # its edges back
+    # Its edges back: the tissue connected to it within 6 mm (not the diploe across the skull).
+    reach = _morphology(brain, mr, sitk.BinaryDilate, 6.0) & tissue & deep
+    brain = _array(sitk.BinaryReconstructionByDilation(_image_like(brain.astype(np.uint8), mr),
+                                                        _image_like(reach.astype(np.uint8), mr))).astype(bool)
     intracranial = symmetry._fill_holes_slicewise(_morphology(brain, mr, sitk.BinaryMorphologicalClosing, 4.0))
 
     classes = np.full(values.shape, AIR, dtype=np.uint8)

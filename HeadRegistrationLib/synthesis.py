@@ -153,17 +153,20 @@ def classes_from_mr(mr: sitk.Image, weighting: str = "t1", skull: sitk.Image | N
     head = _mask_on(symmetry.head_mask(mr), mr)
     if head.sum() < 1000:
         raise HeadRegError("the MR holds too small a head to synthesise a partner from")
+    head_found = head.copy()   # the MR's own head: where its intensities mean tissue
+    if template_hu is not None:   # a faint scalp (e.g. T2) falls below Otsu: the template's head counts
+        head |= _array(template_hu) > -300
     # Four intensity classes inside the head, darkest first.
-    inside = values[head]
+    inside = values[head_found]
     clipped = np.clip(values, *np.percentile(inside, [0.5, 99.5]))
     otsu = sitk.OtsuMultipleThresholdsImageFilter()
     otsu.SetNumberOfThresholds(3)
     otsu.SetNumberOfHistogramBins(128)
-    otsu.Execute(_image_like(np.where(head, clipped, np.nan_to_num(inside.min())).astype(np.float32), mr))
+    otsu.Execute(_image_like(np.where(head_found, clipped, inside.min()).astype(np.float32), mr))
     t1, t2, t3 = otsu.GetThresholds()
     # The brain: mid-bright voxels well inside the head, cut from the scalp and eyes by an
     # opening, largest piece, holes (ventricles) filled.
-    deep = _morphology(head, mr, sitk.BinaryErode, 8.0)
+    deep = _morphology(head_found, mr, sitk.BinaryErode, 8.0)
     # T1: grey and white matter (muscle lies below grey matter's middle); T2/PD: all but the dark.
     tissue = values > ((t1 + t2) / 2 if weighting == "t1" else t1)
     brain = _morphology(tissue & deep, mr, sitk.BinaryMorphologicalOpening, 6.0)   # cuts the cord and neck off
@@ -194,7 +197,10 @@ def classes_from_mr(mr: sitk.Image, weighting: str = "t1", skull: sitk.Image | N
         bone = _mask_on(sitk.Cast(skull > 0, sitk.sitkUInt8), mr) & head
     elif template_hu is not None:
         template = _array(template_hu)
-        bone = outside_brain & (template > BONE_HU) & ~bright
+        if weighting == "t1":   # dark CSF looks like bone: trust the template outside the brain only
+            bone = outside_brain & (template > BONE_HU) & ~bright
+        else:                   # CSF is bright: template bone wherever the MR is not
+            bone = head & (template > BONE_HU) & (values <= t2)
         classes[outside_brain & dark & (template < -400)] = AIR   # sinuses, mastoid air
     else:
         scalp = head & ~_morphology(head, mr, sitk.BinaryErode, 3.0)

@@ -226,6 +226,10 @@ def command_synth(args) -> int:
         mr, ct = source, synthesis.synthesise(source, "ct", rng, args.weighting, skull, template_hu)
         partner = ct
     else:
+        lowest = float(sitk.GetArrayViewFromImage(source).min())
+        if args.ct_units == "hu" and lowest > -500:
+            raise HeadRegError(f"{args.source.name} does not look like a CT in Hounsfield units (its minimum is "
+                               f"{lowest:g}, air is -1000): give --ct-units cormack or two-peaks")
         ct = dataset.ct_in_hounsfield(source, args.ct_units.replace("-", "_"))
         mr = synthesis.synthesise(ct, "mr", rng, target_weighting=args.mr_weighting)
         partner = mr

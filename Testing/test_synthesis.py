@@ -141,6 +141,11 @@ def test_synth_command_errors_are_one_line(tmp_path, capsys):
     sitk.WriteImage(sitk.Image([20, 20, 20], sitk.sitkInt16), str(flat))
     assert cli.main(["synth", str(flat), "--to", "ct", "-o", str(flat)]) == 1
     assert cli.main(["synth", str(flat), "--to", "ct", "-o", str(tmp_path / "x.nii.gz")]) == 1
+    positive = tmp_path / "positive.nii.gz"
+    sitk.WriteImage(sitk.Cast(sitk.GaussianSource(sitk.sitkFloat32, [20] * 3, [5.0] * 3, [10.0] * 3, 200), sitk.sitkUInt8),
+                    str(positive))
+    assert cli.main(["synth", str(positive), "--to", "mr", "-o", str(tmp_path / "x.nii.gz")]) == 1
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 4 and all(line.startswith("headreg synth: error:") for line in errors)
+    assert "--ct-units" in errors[-1]
+    assert len(errors) == 5 and all(line.startswith("headreg synth: error:") for line in errors)
     assert not (tmp_path / "x.nii.gz").exists()

@@ -1,0 +1,166 @@
+"""Training of the registration DCNN (paper: "Registration of multi-modal images").
+
+The paper's schedule: SGD with momentum 0.9, 30 epochs, learning rate 1e-3 then 1e-4 from
+epoch 20, half mean squared error on the six parameters. Validation uses the held-out
+subjects of the set (``dataset`` splits by subject). Every epoch ends with a checkpoint
+(``checkpoint.pt``: weights, optimiser, epoch, history, settings), so an interrupted run
+resumes where it stopped. On a GPU it uses mixed precision; under ``torchrun`` (WORLD_SIZE
+> 1) it trains data-parallel, one process per GPU, with no change to the call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from . import dataset, network
+from .errors import HeadRegError
+
+PAPER_SCHEDULE = {"epochs": 30, "learning_rate": 1e-3, "drop_epoch": 20, "drop_factor": 0.1, "momentum": 0.9}
+
+
+class PairExamples(Dataset):
+    """A split of a built set as (volumes float32 (2, z, y, x), scaled parameters (6,))."""
+
+    def __init__(self, folder, split: str, index: str = "index.csv"):
+        self.examples = dataset.TrainingSet(folder, split, index)
+        self.targets = self.examples.parameters / np.array(network.PARAMETER_SCALE, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int):
+        return torch.from_numpy(self.examples.volumes(i)), torch.from_numpy(self.targets[i])
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """"auto": the GPU when there is one, else the CPU; "cuda" without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HeadRegError("--device cuda asked for, but PyTorch sees no GPU")
+    if device not in ("cpu", "cuda"):
+        raise HeadRegError(f"unknown device {device!r}: choose auto, cpu or cuda")
+    return torch.device(device)
+
+
+def _save_atomically(state: dict, path: Path) -> None:
+    temporary = path.with_name(f".{os.getpid()}.partial.{path.name}")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batch_size: int = 8,
+                       learning_rate: float = PAPER_SCHEDULE["learning_rate"],
+                       drop_epoch: int = PAPER_SCHEDULE["drop_epoch"], widths=network.DEFAULT_WIDTHS,
+                       seed: int = 0, device: str = "auto", index: str = "index.csv",
+                       progress: bool = True) -> list[dict]:
+    """Train (or resume) the registration DCNN on the set in ``folder``; checkpoints and
+    the final weights (``model.pt``) go to ``out``. Returns the per-epoch history."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank = dist.get_rank()
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    else:
+        rank = 0
+    place = pick_device(device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"set": str(Path(folder).resolve()), "index": index, "batch_size": batch_size,
+                "learning_rate": learning_rate, "drop_epoch": drop_epoch, "widths": list(widths), "seed": seed,
+                "momentum": PAPER_SCHEDULE["momentum"], "parameter_scale": list(network.PARAMETER_SCALE)}
+
+    torch.manual_seed(seed)
+    model = network.RegistrationNet(widths).to(place)
+    optimiser = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=PAPER_SCHEDULE["momentum"])
+    history, first_epoch = [], 0
+    checkpoint_path = out / "checkpoint.pt"
+    if checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, map_location=place, weights_only=True)
+        if checkpoint["settings"] != settings:
+            raise HeadRegError(f"{checkpoint_path} was made with other settings; choose another --out")
+        model.load_state_dict(checkpoint["model"])
+        optimiser.load_state_dict(checkpoint["optimiser"])
+        history, first_epoch = checkpoint["history"], checkpoint["epoch"] + 1
+    trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+
+    train, validation = PairExamples(folder, "train", index), PairExamples(folder, "validation", index)
+    if len(train) == 0:
+        raise HeadRegError(f"{folder} has no training examples")
+    sampler = DistributedSampler(train, seed=seed) if distributed else None
+    generator = torch.Generator().manual_seed(seed)
+    use_amp = place.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    for epoch in range(first_epoch, epochs):
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate * (PAPER_SCHEDULE["drop_factor"] if epoch >= drop_epoch else 1.0)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        generator.manual_seed(seed * 1000 + epoch)   # the same order after a resume
+        loader = DataLoader(train, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                            generator=generator, drop_last=len(train) > batch_size)
+        trained.train()
+        losses = []
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", file=sys.stderr, leave=False,
+                   disable=(rank != 0) or not progress)
+        for volumes, targets in bar:
+            volumes, targets = volumes.to(place), targets.to(place)
+            with torch.autocast(place.type, dtype=torch.float16, enabled=use_amp):
+                loss = network.half_mse(trained(volumes), targets)
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)),
+                  "validation_loss": evaluate(model, validation, place, batch_size) if len(validation) else None,
+                  "learning_rate": optimiser.param_groups[0]["lr"]}
+        history.append(record)
+        if rank == 0:
+            _save_atomically({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch,
+                              "history": history, "settings": settings}, checkpoint_path)
+            if progress:
+                print(f"epoch {epoch + 1}/{epochs}: train {record['train_loss']:.4f}, validation "
+                      f"{record['validation_loss'] if record['validation_loss'] is None else round(record['validation_loss'], 4)}",
+                      file=sys.stderr)
+    if rank == 0:
+        _save_atomically({"model": model.state_dict(), "settings": settings, "history": history}, out / "model.pt")
+    if distributed:
+        dist.destroy_process_group()
+    return history
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, examples: PairExamples, place: torch.device, batch_size: int = 8) -> float:
+    """Mean half-MSE of ``model`` over ``examples`` (scaled parameters)."""
+    model.eval()
+    total, count = 0.0, 0
+    for volumes, targets in DataLoader(examples, batch_size=batch_size):
+        prediction = model(volumes.to(place))
+        total += float(network.half_mse(prediction, targets.to(place))) * len(targets)
+        count += len(targets)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, examples: PairExamples, place: torch.device, batch_size: int = 8,
+            features: bool = False) -> np.ndarray:
+    """Parameters in degrees and mm (N, 6), or with ``features`` the trunk's (N, 2 x features)."""
+    model.eval()
+    outputs = []
+    for volumes, _ in DataLoader(examples, batch_size=batch_size):
+        volumes = volumes.to(place)
+        outputs.append((model.features(volumes) if features else model(volumes)).float().cpu().numpy())
+    result = np.concatenate(outputs) if outputs else np.zeros((0, 6), dtype=np.float32)
+    return result if features else result * np.array(network.PARAMETER_SCALE, dtype=np.float32)

@@ -109,7 +109,7 @@ def ct_in_hounsfield(image: sitk.Image, units: str) -> sitk.Image:
     raise HeadRegError(f"unknown CT units {units!r}: choose hu, cormack or two_peaks")
 
 
-def _working(image: sitk.Image) -> sitk.Image:
+def working_copy(image: sitk.Image) -> sitk.Image:
     """The image at ``WORKING_SPACING_MM`` where it is finer, as it is where it is not."""
     if min(image.GetSpacing()) >= WORKING_SPACING_MM:
         return sitk.Cast(image, sitk.sitkFloat32)
@@ -131,7 +131,7 @@ def prepare_subject(subject: dict, templates: tuple[sitk.Image, sitk.Image] | No
         prepared["classes"].CopyInformation(labels)
         reference = prepared["classes"]
     elif kind == "mr":
-        mr = _working(_read(subject, "mr"))
+        mr = working_copy(_read(subject, "mr"))
         skull = sitk.ReadImage(str(Path(subject["data_dir"]) / subject["skull"])) if "skull" in subject else None
         template_hu = None
         if skull is None and templates is not None:
@@ -140,11 +140,11 @@ def prepare_subject(subject: dict, templates: tuple[sitk.Image, sitk.Image] | No
                         classes=synthesis.classes_from_mr(mr, subject["weighting"], skull, template_hu))
         reference = mr
     elif kind == "ct":
-        ct = _working(ct_in_hounsfield(_read(subject, "ct"), subject["ct_units"]))
+        ct = working_copy(ct_in_hounsfield(_read(subject, "ct"), subject["ct_units"]))
         prepared.update(ct=ct, classes=synthesis.classes_from_ct(ct))
         reference = ct
     elif kind == "pair":
-        mr = _working(_read(subject, "mr"))
+        mr = working_copy(_read(subject, "mr"))
         ct = sitk.Resample(ct_in_hounsfield(_read(subject, "ct"), subject["ct_units"]), mr, sitk.Transform(),
                            sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
         prepared.update(mr=mr, ct=ct)

@@ -81,7 +81,7 @@ def resample_isotropic(image: sitk.Image, spacing_mm: float) -> sitk.Image:
                          sitk.sitkFloat32)
 
 
-def _fill_holes_slicewise(mask: np.ndarray) -> np.ndarray:
+def fill_holes_slicewise(mask: np.ndarray) -> np.ndarray:
     """Fill holes in every 2D slice along each axis: a scalp cut open by the field of
     view is closed in-plane even when it is not closed in 3D."""
     filled = mask.copy()
@@ -111,7 +111,7 @@ def head_mask(image: sitk.Image, spacing_mm: float = MASK_SPACING_MM) -> sitk.Im
         raise HeadRegError("the volume is nearly constant: no head to find")
     clipped = sitk.GetImageFromArray(np.clip(values, low, high))
     foreground = sitk.GetArrayFromImage(sitk.OtsuThreshold(clipped, 0, 1)).astype(bool)
-    foreground = _fill_holes_slicewise(foreground)
+    foreground = fill_holes_slicewise(foreground)
     mask = sitk.GetImageFromArray(foreground.astype(np.uint8))
     mask.CopyInformation(iso)
     radius = max(1, int(round(OPENING_MM / spacing_mm)))

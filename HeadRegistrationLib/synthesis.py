@@ -117,9 +117,8 @@ def carry_template(mr: sitk.Image, template_mr: sitk.Image, template_ct_hu: sitk
     fixed, moving = registration.coarse_copy(mr, 4.0), registration.coarse_copy(template_mr, 4.0)
     affine = sitk.AffineTransform(3)
     affine.SetMatrix(rigid[:3, :3].ravel().tolist())
-    affine.SetTranslation(rigid[:3, 3].tolist())
     center = symmetry.symmetry_frame(mr, mr_mask).center
-    affine.SetCenter(tuple(float(c) for c in center))   # keeps the mapping, moves the parameters' centre
+    affine.SetCenter(tuple(float(c) for c in center))   # the same mapping as ``rigid``, about the head
     affine.SetTranslation((rigid[:3, :3] @ center + rigid[:3, 3] - center).tolist())
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(32)
@@ -177,7 +176,7 @@ def classes_from_mr(mr: sitk.Image, weighting: str = "t1", skull: sitk.Image | N
     reach = _morphology(brain, mr, sitk.BinaryDilate, 6.0) & tissue & deep
     brain = _array(sitk.BinaryReconstructionByDilation(_image_like(brain.astype(np.uint8), mr),
                                                         _image_like(reach.astype(np.uint8), mr))).astype(bool)
-    intracranial = symmetry._fill_holes_slicewise(_morphology(brain, mr, sitk.BinaryMorphologicalClosing, 4.0))
+    intracranial = symmetry.fill_holes_slicewise(_morphology(brain, mr, sitk.BinaryMorphologicalClosing, 4.0))
 
     classes = np.full(values.shape, AIR, dtype=np.uint8)
     classes[head] = SOFT
@@ -222,7 +221,7 @@ def classes_from_ct(ct_hu: sitk.Image) -> sitk.Image:
     if head.sum() < 1000:
         raise HeadRegError("the CT holds too small a head to synthesise a partner from")
     bone = head & (hu > BONE_HU)
-    intracranial = symmetry._fill_holes_slicewise(_morphology(bone, ct_hu, sitk.BinaryMorphologicalClosing, 3.0))
+    intracranial = symmetry.fill_holes_slicewise(_morphology(bone, ct_hu, sitk.BinaryMorphologicalClosing, 3.0))
     intracranial &= ~_morphology(bone, ct_hu, sitk.BinaryDilate, 1.0) & head
     smooth = _blur(hu, ct_hu, [1.0, 1.0, 1.0])
     classes = np.full(hu.shape, AIR, dtype=np.uint8)

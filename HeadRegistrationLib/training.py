@@ -27,17 +27,22 @@ PAPER_SCHEDULE = {"epochs": 30, "learning_rate": 1e-3, "drop_epoch": 20, "drop_f
 
 
 class PairExamples(Dataset):
-    """A split of a built set as (volumes float32 (2, z, y, x), scaled parameters (6,))."""
+    """A split of a built set as (volumes float32 (2, z, y, x), scaled parameters (6,));
+    ``pool`` > 1 averages blocks of pool^3 voxels (a coarser input grid from the same set)."""
 
-    def __init__(self, folder, split: str, index: str = "index.csv"):
+    def __init__(self, folder, split: str, index: str = "index.csv", pool: int = 1):
         self.examples = dataset.TrainingSet(folder, split, index)
         self.targets = self.examples.parameters / np.array(network.PARAMETER_SCALE, dtype=np.float32)
+        self.pool = pool
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def __getitem__(self, i: int):
-        return torch.from_numpy(self.examples.volumes(i)), torch.from_numpy(self.targets[i])
+        volumes = torch.from_numpy(self.examples.volumes(i))
+        if self.pool > 1:
+            volumes = torch.nn.functional.avg_pool3d(volumes[None], self.pool)[0]
+        return volumes, torch.from_numpy(self.targets[i])
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -60,7 +65,7 @@ def _save_atomically(state: dict, path: Path) -> None:
 def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batch_size: int = 8,
                        learning_rate: float = PAPER_SCHEDULE["learning_rate"],
                        drop_epoch: int = PAPER_SCHEDULE["drop_epoch"], widths=network.DEFAULT_WIDTHS,
-                       seed: int = 0, device: str = "auto", index: str = "index.csv",
+                       seed: int = 0, device: str = "auto", index: str = "index.csv", pool: int = 1,
                        progress: bool = True) -> list[dict]:
     """Train (or resume) the registration DCNN on the set in ``folder``; checkpoints and
     the final weights (``model.pt``) go to ``out``. Returns the per-epoch history."""
@@ -77,6 +82,7 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
     out.mkdir(parents=True, exist_ok=True)
     settings = {"set": str(Path(folder).resolve()), "index": index, "batch_size": batch_size,
                 "learning_rate": learning_rate, "drop_epoch": drop_epoch, "widths": list(widths), "seed": seed,
+                "pool": pool,
                 "momentum": PAPER_SCHEDULE["momentum"], "parameter_scale": list(network.PARAMETER_SCALE)}
 
     torch.manual_seed(seed)
@@ -93,7 +99,7 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
         history, first_epoch = checkpoint["history"], checkpoint["epoch"] + 1
     trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
-    train, validation = PairExamples(folder, "train", index), PairExamples(folder, "validation", index)
+    train, validation = PairExamples(folder, "train", index, pool), PairExamples(folder, "validation", index, pool)
     if len(train) == 0:
         raise HeadRegError(f"{folder} has no training examples")
     sampler = DistributedSampler(train, seed=seed) if distributed else None

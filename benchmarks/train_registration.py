@@ -1,0 +1,70 @@
+"""Train (or resume) the registration DCNN on a built set and measure it on held-out subjects.
+
+Reports, for the validation and test subjects, the median and 90th percentile of the
+rotation error (degrees) and of the translation error at the grid centre (mm) of the
+learned prediction alone, the R^2 of each parameter, and the same for predicting zero
+(no correction) as the baseline.
+
+    python benchmarks/train_registration.py /work/trainset runs/dcnn --epochs 30 --pool 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from HeadRegistrationLib import geometry, network, training
+
+
+def errors(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rotation = np.array([geometry.rotation_error_deg(geometry.matrix_from_parameters(p),
+                                                     geometry.matrix_from_parameters(t))
+                         for p, t in zip(predicted, truth)])
+    return rotation, np.linalg.norm(predicted[:, 3:] - truth[:, 3:], axis=1)
+
+
+def r_squared(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return 1 - ((predicted - truth) ** 2).sum(0) / ((truth - truth.mean(0)) ** 2).sum(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("set")
+    parser.add_argument("out")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--pool", type=int, default=1, help="average-pool the set's grid by this factor")
+    parser.add_argument("--widths", default="16,32,64,128")
+    parser.add_argument("--index", default="index.csv")
+    args = parser.parse_args()
+    widths = tuple(int(w) for w in args.widths.split(","))
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    began = time.perf_counter()
+    history = training.train_registration(args.set, args.out, args.epochs, args.batch_size, args.learning_rate,
+                                          widths=widths, index=args.index, pool=args.pool)
+    print(f"trained {len(history)} epochs in {time.perf_counter() - began:.0f} s (this call); last: {history[-1]}")
+    model = network.RegistrationNet(widths)
+    model.load_state_dict(torch.load(f"{args.out}/model.pt", weights_only=True)["model"])
+    for split in ("validation", "test"):
+        examples = training.PairExamples(args.set, split, args.index, args.pool)
+        if not len(examples):
+            continue
+        began = time.perf_counter()
+        predicted = training.predict(model, examples, torch.device("cpu"))
+        seconds = (time.perf_counter() - began) / len(examples)
+        truth = examples.examples.parameters
+        for name, guess in (("DCNN", predicted), ("no correction", np.zeros_like(truth))):
+            rotation, translation = errors(guess, truth)
+            print(f"{split} ({len(examples)} examples, {', '.join(examples.examples.subjects)}), {name}: rotation "
+                  f"median {np.median(rotation):.2f} deg (p90 {np.percentile(rotation, 90):.2f}), translation median "
+                  f"{np.median(translation):.2f} mm (p90 {np.percentile(translation, 90):.2f}); R^2 "
+                  f"{np.round(r_squared(guess, truth), 3).tolist()}")
+        print(f"  CPU inference {1000 * seconds:.0f} ms per pair")
+
+
+if __name__ == "__main__":
+    main()

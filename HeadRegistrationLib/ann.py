@@ -131,10 +131,14 @@ class BayesianANN:
                 mu *= self.mu_increase
             if mu > self.mu_max:
                 break
-            # Evidence update (trainbr: gamma from the Hessian of this epoch's start).
-            gamma = float(n_weights - alpha * np.trace(np.linalg.inv(beta * jtj + alpha * eye)))
-            alpha = gamma / (2 * ssw) if ssw > 0 else 1.0
-            beta = (n_errors - gamma) / (2 * sse) if sse > 0 else 1.0
+            # Evidence update (trainbr: gamma from the Hessian of this epoch's start). When
+            # beta/alpha is so large that inv() loses gamma's range [0, min(W, N*K)), keep
+            # the previous hyperparameters rather than let alpha or beta turn negative.
+            new_gamma = float(n_weights - alpha * np.trace(np.linalg.inv(beta * jtj + alpha * eye)))
+            if 0.0 <= new_gamma <= n_weights and new_gamma < n_errors:
+                gamma = new_gamma
+                alpha = gamma / (2 * ssw) if ssw > 0 else 1.0
+                beta = (n_errors - gamma) / (2 * sse) if sse > 0 else 1.0
             self.history.append({"epoch": epoch, "sse": sse, "ssw": ssw, "gamma": gamma,
                                  "alpha": alpha, "beta": beta, "mu": mu})
         w1, w2 = self._unpack(w, d, k)

@@ -297,6 +297,23 @@ def command_dataset(args) -> int:
     return 1 if manifest["failed"] else 0
 
 
+def command_modality(args) -> int:
+    from . import classifier   # needs torch
+    model = classifier.load_model()
+    failed = 0
+    for path in args.files:
+        try:
+            decision = classifier.decide(volume_io.read_volume(path), model)
+        except HeadRegError as error:   # one bad file does not stop the others
+            print(f"headreg modality: error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{path} {decision.modality} {decision.probability:.3f}", flush=True)
+        for warning in decision.warnings:
+            print(f"warning: {path}: {warning}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="headreg",
@@ -392,6 +409,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and copies (default 0)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.set_defaults(run=command_dataset)
+
+    p = commands.add_parser("modality", help="CT or MR, with its probability, for each volume",
+                            description="Print one line per input: the path, CT or MR, and the probability of "
+                                        "that answer (learned classifier weighed with DICOM tag and Hounsfield "
+                                        "evidence; disagreement is a warning on stderr).")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="volume file or DICOM folder")
+    p.set_defaults(run=command_modality)
     return parser
 
 

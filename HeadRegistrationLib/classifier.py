@@ -1,0 +1,180 @@
+"""CT or MR: the learned modality classifier and the final decision (paper: "Identification
+of image modality").
+
+The classifier is the DCNN trunk with a softmax head (``network.ModalityNet``), trained with
+cross-entropy on the single volumes of a built set. Its input is the volume on the network
+grid (64^3 at 4 mm around the head, average-pooled to 32^3 at 8 mm) with a normalisation that
+does not depend on the modality (0.5th to 99.5th percentile to 0..1), so that it must tell
+the modality from the anatomy's appearance, not from units. The final decision weighs it
+with evidence that needs no learning (``modality.rule_based_modality``: the DICOM tag,
+Hounsfield air and bone); disagreement is reported as a warning.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from . import __version__, dataset, modality, network, preprocessing, symmetry
+from .errors import HeadRegError
+
+LABELS = ("MR", "CT")
+POOL = 2
+GRID_SIZE, GRID_SPACING_MM = (64, 64, 64), 4.0
+MODELS = Path(__file__).resolve().parents[1] / "Resources" / "Models"
+MODEL_NAME = "modality"
+
+
+def normalise_any(volume: np.ndarray) -> np.ndarray:
+    """0..1 between the 0.5th and 99.5th percentile of the volume (clipped at 1.5)."""
+    low, high = np.percentile(volume, [0.5, 99.5])
+    return np.clip((volume - low) / max(float(high - low), 1e-6), 0.0, 1.5).astype(np.float32)
+
+
+def _pool(volume: np.ndarray) -> torch.Tensor:
+    return torch.nn.functional.avg_pool3d(torch.from_numpy(np.ascontiguousarray(volume))[None, None], POOL)[0]
+
+
+def classifier_input(image: sitk.Image) -> torch.Tensor:
+    """A volume as the classifier sees it: (1, 32, 32, 32) float32 around the head."""
+    center = symmetry.symmetry_frame(image).center
+    grid = preprocessing.network_grid(center, GRID_SIZE, GRID_SPACING_MM)
+    return _pool(normalise_any(preprocessing.on_grid(image, grid)))
+
+
+class SingleVolumes(Dataset):
+    """Each example of a set split into its MR (label 0) and CT (label 1) volumes."""
+
+    def __init__(self, folder, split: str, index: str = "index.csv"):
+        self.examples = dataset.TrainingSet(folder, split, index)
+
+    def __len__(self) -> int:
+        return 2 * len(self.examples)
+
+    def __getitem__(self, i: int):
+        volume = np.asarray(self.examples.volumes(i // 2)[i % 2])
+        return _pool(normalise_any(volume)), i % 2
+
+
+def metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
+    """The paper's Table 3 with CT as the positive class: accuracy, sensitivity, specificity,
+    precision, F-measure and G-mean."""
+    tp, tn = int(np.sum((predicted == 1) & (truth == 1))), int(np.sum((predicted == 0) & (truth == 0)))
+    fp, fn = int(np.sum((predicted == 1) & (truth == 0))), int(np.sum((predicted == 0) & (truth == 1)))
+    sensitivity = tp / max(tp + fn, 1)
+    specificity = tn / max(tn + fp, 1)
+    precision = tp / max(tp + fp, 1)
+    return {"accuracy": (tp + tn) / max(len(truth), 1), "sensitivity": sensitivity, "specificity": specificity,
+            "precision": precision, "f_measure": 2 * precision * sensitivity / max(precision + sensitivity, 1e-12),
+            "g_mean": float(np.sqrt(sensitivity * specificity)), "counts": {"tp": tp, "tn": tn, "fp": fp, "fn": fn}}
+
+
+def train_classifier(folder, epochs: int = 6, batch_size: int = 16, learning_rate: float = 1e-2, seed: int = 0,
+                     widths=network.DEFAULT_WIDTHS, index: str = "index.csv") -> tuple[network.ModalityNet, dict]:
+    """Train on the set's training subjects (SGD, momentum 0.9, cross-entropy, CPU); returns
+    the model and the metrics on its validation and test subjects."""
+    torch.manual_seed(seed)
+    model = network.ModalityNet(widths)
+    optimiser = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9)
+    train = SingleVolumes(folder, "train", index)
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        model.train()
+        for volumes, labels in DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator):
+            loss = torch.nn.functional.cross_entropy(model(volumes), labels)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+    results = {}
+    for split in ("validation", "test"):
+        held_out = SingleVolumes(folder, split, index)
+        if len(held_out):
+            predicted, truth = predict_set(model, held_out)
+            results[split] = {"subjects": held_out.examples.subjects, **metrics(predicted, truth)}
+    return model, results
+
+
+@torch.no_grad()
+def predict_set(model: network.ModalityNet, volumes: SingleVolumes) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    predicted, truth = [], []
+    for batch, labels in DataLoader(volumes, batch_size=32):
+        predicted.append(model(batch).argmax(dim=1).numpy())
+        truth.append(labels.numpy())
+    return np.concatenate(predicted), np.concatenate(truth)
+
+
+# ---------------------------------------------------------------- shipped weights
+
+def save_model(model: network.ModalityNet, widths, card: dict, folder=MODELS, name: str = MODEL_NAME) -> None:
+    """``<name>.pt`` (a state dict, loadable with ``weights_only=True``) and ``<name>.json``
+    (the model card: format, widths, data, settings, metrics, date)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), folder / f"{name}.pt")
+    card = {"model": "ModalityNet", "format": 1, "headregistration": __version__, "widths": list(widths),
+            "labels": list(LABELS), "input": {"grid_size": list(GRID_SIZE), "grid_spacing_mm": GRID_SPACING_MM,
+                                              "pool": POOL, "normalisation": "0.5-99.5 percentile to 0..1"},
+            "date": datetime.date.today().isoformat(), **card}
+    (folder / f"{name}.json").write_text(json.dumps(card, indent=2))
+
+
+def load_model(folder=MODELS, name: str = MODEL_NAME) -> network.ModalityNet:
+    """The shipped classifier; a clear error when it is missing, of another format, or its
+    weights do not fit the network the card describes."""
+    folder = Path(folder)
+    card_path, weights_path = folder / f"{name}.json", folder / f"{name}.pt"
+    if not (card_path.exists() and weights_path.exists()):
+        raise HeadRegError(f"the modality model is missing: expected {weights_path} and {card_path}")
+    card = json.loads(card_path.read_text())
+    if card.get("model") != "ModalityNet" or card.get("format") != 1:
+        raise HeadRegError(f"{card_path} describes another model or format ({card.get('model')}, "
+                           f"format {card.get('format')})")
+    model = network.ModalityNet(tuple(card["widths"]))
+    try:
+        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    except (RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HeadRegError(f"{weights_path} does not fit the network of its card: {first}") from None
+    return model.eval()
+
+
+# ---------------------------------------------------------------- the decision
+
+@dataclass
+class ModalityDecision:
+    modality: str
+    probability: float                 # of the decided modality
+    learned_ct_probability: float
+    rule: modality.ModalityEvidence
+    warnings: list[str] = field(default_factory=list)
+
+
+@torch.no_grad()
+def decide(image: sitk.Image, model: network.ModalityNet) -> ModalityDecision:
+    """CT or MR, weighing the classifier with the rule-based evidence: a DICOM tag decides;
+    otherwise the two are combined as independent odds, and disagreement is a warning."""
+    p_ct = float(torch.softmax(model(classifier_input(image)[None]), dim=1)[0, 1])
+    rule = modality.rule_based_modality(image)
+    warnings = []
+    if rule.modality is None:
+        combined = p_ct
+    else:
+        rule_ct = rule.confidence if rule.modality == "CT" else 1 - rule.confidence
+        odds = (p_ct / max(1 - p_ct, 1e-6)) * (rule_ct / max(1 - rule_ct, 1e-6))
+        combined = odds / (1 + odds)
+        if "DICOM" in rule.reason:
+            combined = rule_ct
+        if (p_ct >= 0.5) != (rule_ct >= 0.5) and rule.confidence >= 0.75:   # firm evidence, not "no negatives"
+            warnings.append(f"the classifier says {'CT' if p_ct >= 0.5 else 'MR'} ({max(p_ct, 1 - p_ct):.2f}) "
+                            f"but the intensities say {rule.modality} ({rule.reason})")
+    label = "CT" if combined >= 0.5 else "MR"
+    return ModalityDecision(label, combined if label == "CT" else 1 - combined, p_ct, rule, warnings)

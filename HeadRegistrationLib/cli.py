@@ -298,7 +298,11 @@ def command_dataset(args) -> int:
 
 
 def command_modality(args) -> int:
-    from . import classifier   # needs torch
+    try:
+        from . import classifier
+    except ImportError as missing:
+        raise HeadRegError(f"the modality classifier needs PyTorch ({missing}): pip install torch, "
+                           f"or install this package with the 'learn' extra") from None
     model = classifier.load_model()
     failed = 0
     for path in args.files:

@@ -1,0 +1,95 @@
+"""Features + regressors (paper: "Registration of multi-modal images", Fig. 8 and the R^2
+comparison): the trained DCNN's 2 x 128 features of every pair, then the six parameters
+regressed by the DCNN's own head, the ANN with Bayesian regularisation (``ann.py``, as
+MATLAB's trainbr), scikit-learn SVR and Gaussian process regression (one model per
+parameter) and a plain MLP. Fitted on the training subjects, scored on the test subjects:
+R^2 per parameter and overall, and an error histogram per parameter (PNG).
+
+    python benchmarks/compare_regressors.py /work/trainset runs/n124 --pool 2 --plot errors.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, WhiteKernel
+from sklearn.neural_network import MLPRegressor
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVR
+
+from HeadRegistrationLib import ann, geometry, network, training
+
+
+def r_squared(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return 1 - ((predicted - truth) ** 2).sum(0) / ((truth - truth.mean(0)) ** 2).sum(0)
+
+
+def per_parameter(make, x, y, x_test):
+    return np.column_stack([make().fit(x, y[:, k]).predict(x_test) for k in range(y.shape[1])])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("set")
+    parser.add_argument("run", help="folder of a training run (model.pt)")
+    parser.add_argument("--pool", type=int, default=1)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--gpr-samples", type=int, default=1500, help="GPR fits on at most this many examples")
+    parser.add_argument("--plot", help="write the error histograms here (PNG)")
+    args = parser.parse_args()
+    saved = torch.load(f"{args.run}/model.pt", weights_only=True)
+    model = network.RegistrationNet(tuple(saved["settings"]["widths"]))
+    model.load_state_dict(saved["model"])
+    cpu = torch.device("cpu")
+    train = training.PairExamples(args.set, "train", pool=args.pool)
+    test = training.PairExamples(args.set, args.split, pool=args.pool)
+    x_train, x_test = (training.predict(model, e, cpu, features=True) for e in (train, test))
+    y_train, y_test = train.examples.parameters.astype(np.float64), test.examples.parameters.astype(np.float64)
+    scaler = StandardScaler().fit(x_train)
+    xs_train, xs_test = scaler.transform(x_train), scaler.transform(x_test)
+    subset = np.random.default_rng(0).permutation(len(xs_train))[:args.gpr_samples]
+    kernel = RBF(length_scale=np.sqrt(xs_train.shape[1])) + WhiteKernel(0.1)
+    regressors = {
+        "DCNN head": lambda: training.predict(model, test, cpu).astype(np.float64),
+        "ANN (Bayesian regularisation)": lambda: ann.BayesianANN(hidden=10, epochs=200).fit(x_train, y_train)
+        .predict(x_test),
+        "SVR (RBF, per parameter)": lambda: per_parameter(lambda: SVR(C=10.0), xs_train, y_train, xs_test),
+        "GPR (RBF + noise, per parameter)": lambda: per_parameter(
+            lambda: GaussianProcessRegressor(kernel, normalize_y=True, random_state=0), xs_train[subset],
+            y_train[subset], xs_test),
+        "MLP (10 tanh, adam)": lambda: MLPRegressor(hidden_layer_sizes=(10,), activation="tanh", max_iter=2000, random_state=0)
+        .fit(xs_train, y_train).predict(xs_test),
+    }
+    print(f"{len(y_train)} training examples ({', '.join(train.examples.subjects)}), {len(y_test)} {args.split} "
+          f"examples ({', '.join(test.examples.subjects)}), {x_train.shape[1]} features")
+    print("| regressor | " + " | ".join(geometry.PARAMETER_NAMES) + " | overall | s |")
+    print("|---" * 9 + "|")
+    predictions = {}
+    for name, fit_and_predict in regressors.items():
+        began = time.perf_counter()
+        predicted = fit_and_predict()
+        seconds = time.perf_counter() - began
+        predictions[name] = predicted
+        scores = r_squared(predicted, y_test)
+        overall = 1 - ((predicted - y_test) ** 2).sum() / ((y_test - y_test.mean(0)) ** 2).sum()
+        print(f"| {name} | " + " | ".join(f"{s:.3f}" for s in scores) + f" | {overall:.3f} | {seconds:.1f} |")
+    if args.plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        figure, axes = plt.subplots(2, 3, figsize=(12, 7))
+        for k, ax in enumerate(axes.ravel()):
+            for name, predicted in predictions.items():
+                ax.hist(predicted[:, k] - y_test[:, k], bins=30, histtype="step", label=name)
+            ax.set_title(f"error of {geometry.PARAMETER_NAMES[k]}")
+        axes[0, 0].legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(args.plot, dpi=80)
+
+
+if __name__ == "__main__":
+    main()

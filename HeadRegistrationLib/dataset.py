@@ -278,10 +278,13 @@ def build(out, subjects: list[dict], settings: dict, workers: int = 1, split_fra
     if len(set(ids)) != len(ids):
         raise HeadRegError("subject ids must be unique")
     manifest_path = out / "manifest.json"
+    fixed_splits = dict(fixed_splits or {})
     if manifest_path.exists():
-        previous = json.loads(manifest_path.read_text())["settings"]
-        if {**previous, "copies": None} != {**settings, "copies": None}:   # more or fewer copies is fine
+        previous = json.loads(manifest_path.read_text())
+        if {**previous["settings"], "copies": None} != {**settings, "copies": None}:   # more copies is fine
             raise HeadRegError(f"{out} holds a set built with other settings; choose another folder")
+        # Subjects already in the set keep their split; only new ones are assigned.
+        fixed_splits = {**{s: v["split"] for s, v in previous["subjects"].items() if s in ids}, **fixed_splits}
     splits = augmentation.split_subjects(ids, split_fractions, settings["seed"], fixed_splits)
     out.mkdir(parents=True, exist_ok=True)
     tasks = [{"id": s["id"], "subject": s, "settings": settings, "split": splits[s["id"]], "out": str(out)}

@@ -123,6 +123,14 @@ def test_build_resumes_and_refuses_other_settings(phantom_set):
         dataset.build(out, dataset.phantom_subjects(3), dict(settings, max_shift_mm=9.0))
 
 
+def test_new_subjects_leave_the_old_ones_in_their_split(tmp_path):
+    settings = dict(SMALL, copies=1, grid_size=[16, 16, 16], grid_spacing_mm=16.0)
+    first = dataset.build(tmp_path, dataset.phantom_subjects(3), settings)
+    grown = dataset.build(tmp_path, dataset.phantom_subjects(6), settings)
+    assert all(grown["subjects"][s]["split"] == first["subjects"][s]["split"] for s in first["subjects"])
+    assert grown["examples"] == 6
+
+
 def test_shared_subjects_land_too(tmp_path):
     """A real MR with its skull mask, a real CT made MR, and the real template pair."""
     subjects = [s for s in dataset.shared_subjects(SHARED_DATA)

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from . import geometry
+from . import geometry, synthesis
 from .errors import HeadRegError
 
 # Tissue labels with (CT Hounsfield units, MR T1 signal relative to white matter).
@@ -352,18 +352,9 @@ def render_mr(labels: sitk.Image, grid: sitk.Image, grid_to_anatomy: np.ndarray,
     deviation ``noise_fraction`` of white matter)."""
     signal = _render_thick_slices(_property_map(labels, 1), grid, grid_to_anatomy, 0.0,
                                   max(1, int(round(grid.GetSpacing()[2]))))
-    # Bias field: a random quadratic polynomial over the field of view, exponentiated.
-    shape = signal.shape
-    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in shape], indexing="ij")
-    terms = [x, y, z, x * y, y * z, x * z, x * x - 1 / 3, y * y - 1 / 3, z * z - 1 / 3]
-    coefficients = rng.uniform(-1, 1, len(terms))
-    log_bias = sum(c * t for c, t in zip(coefficients, terms))
-    log_bias *= np.log1p(bias_strength) / (np.abs(log_bias).max() + 1e-12)
-    signal = signal * np.exp(log_bias) * white_matter
-    sigma = noise_fraction * white_matter
-    real = signal + sigma * rng.standard_normal(shape, dtype=np.float32)
-    imaginary = sigma * rng.standard_normal(shape, dtype=np.float32)
-    mr = sitk.GetImageFromArray(np.clip(np.round(np.hypot(real, imaginary)), 0, 32767).astype(np.int16))
+    signal = signal * synthesis.bias_field(signal.shape, rng, bias_strength) * white_matter
+    magnitude = synthesis.rician(signal, noise_fraction * white_matter, rng)
+    mr = sitk.GetImageFromArray(np.clip(np.round(magnitude), 0, 32767).astype(np.int16))
     mr.CopyInformation(grid)
     return mr
 

@@ -169,12 +169,13 @@ def decide(image: sitk.Image, model: network.ModalityNet) -> ModalityDecision:
         combined = p_ct
     else:
         rule_ct = rule.confidence if rule.modality == "CT" else 1 - rule.confidence
-        odds = (p_ct / max(1 - p_ct, 1e-6)) * (rule_ct / max(1 - rule_ct, 1e-6))
-        combined = odds / (1 + odds)
-        if "DICOM" in rule.reason:
+        if rule.from_dicom_tag:
             combined = rule_ct
+        else:
+            odds = (p_ct / max(1 - p_ct, 1e-6)) * (rule_ct / max(1 - rule_ct, 1e-6))
+            combined = odds / (1 + odds)
         if (p_ct >= 0.5) != (rule_ct >= 0.5) and rule.confidence >= 0.75:   # firm evidence, not "no negatives"
             warnings.append(f"the classifier says {'CT' if p_ct >= 0.5 else 'MR'} ({max(p_ct, 1 - p_ct):.2f}) "
-                            f"but the intensities say {rule.modality} ({rule.reason})")
+                            f"but {rule.reason}")
     label = "CT" if combined >= 0.5 else "MR"
     return ModalityDecision(label, combined if label == "CT" else 1 - combined, p_ct, rule, warnings)

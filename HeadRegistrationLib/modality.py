@@ -17,6 +17,7 @@ class ModalityEvidence:
     modality: str | None   # "CT", "MR" or None when the evidence says nothing
     confidence: float      # 0.5 (no idea) to 1.0
     reason: str
+    from_dicom_tag: bool = False   # the tag, when present, settles the question
 
 
 def rule_based_modality(image: sitk.Image, max_samples: int = 1_000_000) -> ModalityEvidence:
@@ -26,7 +27,7 @@ def rule_based_modality(image: sitk.Image, max_samples: int = 1_000_000) -> Moda
     if image.HasMetaDataKey(DICOM_MODALITY_TAG):
         tag = image.GetMetaData(DICOM_MODALITY_TAG).strip().upper()
         if tag in ("CT", "MR"):
-            return ModalityEvidence(tag, 0.99, f"DICOM Modality tag is {tag}")
+            return ModalityEvidence(tag, 0.99, f"DICOM Modality tag is {tag}", from_dicom_tag=True)
     values = sitk.GetArrayViewFromImage(image).ravel()
     if values.size > max_samples:
         values = values[:: values.size // max_samples]

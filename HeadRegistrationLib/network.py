@@ -22,39 +22,25 @@ def block(in_channels: int, out_channels: int) -> nn.Sequential:
                          nn.BatchNorm3d(out_channels), nn.LeakyReLU(0.1), nn.MaxPool3d(2))
 
 
-def grid_coordinates(volume: torch.Tensor) -> torch.Tensor:
-    """Three channels holding each voxel's z, y, x position on the grid, from -1 to 1."""
-    axes = [torch.linspace(-1.0, 1.0, n, device=volume.device, dtype=volume.dtype) for n in volume.shape[2:]]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij")).expand(volume.shape[0], -1, -1, -1, -1)
-
-
 class Trunk(nn.Module):
-    """Convolution blocks and global average pooling: (B, 1, z, y, x) -> (B, features).
+    """Convolution blocks and global average pooling: (B, 1, z, y, x) -> (B, features)."""
 
-    Global average pooling forgets where things are, and a shift is all about where. With
-    ``coordinates`` the input also carries each voxel's position (``grid_coordinates``,
-    as CoordConv: Liu et al. 2018), so the pooled features can tell a head's place on the
-    grid; the paper's trunk is ``coordinates=False``."""
-
-    def __init__(self, widths=DEFAULT_WIDTHS, coordinates: bool = False):
+    def __init__(self, widths=DEFAULT_WIDTHS):
         super().__init__()
-        self.coordinates = coordinates
-        channels = (4 if coordinates else 1, *widths)
+        channels = (1, *widths)
         self.blocks = nn.Sequential(*[block(a, b) for a, b in zip(channels[:-1], channels[1:])])
         self.features = widths[-1]
 
     def forward(self, volume: torch.Tensor) -> torch.Tensor:
-        if self.coordinates:
-            volume = torch.cat([volume, grid_coordinates(volume)], dim=1)
         return self.blocks(volume).mean(dim=(2, 3, 4))
 
 
 class RegistrationNet(nn.Module):
     """Fixed and moving volumes (B, 2, z, y, x) -> six scaled rigid parameters (B, 6)."""
 
-    def __init__(self, widths=DEFAULT_WIDTHS, hidden: int = 128, coordinates: bool = False):
+    def __init__(self, widths=DEFAULT_WIDTHS, hidden: int = 128):
         super().__init__()
-        self.trunk = Trunk(widths, coordinates)
+        self.trunk = Trunk(widths)
         self.head = nn.Sequential(nn.Linear(2 * self.trunk.features, hidden), nn.LeakyReLU(0.1),
                                   nn.Linear(hidden, 6))
 

@@ -26,23 +26,14 @@ from .errors import HeadRegError
 PAPER_SCHEDULE = {"epochs": 30, "learning_rate": 1e-3, "drop_epoch": 20, "drop_factor": 0.1, "momentum": 0.9}
 
 
-# Mirroring a pair left-right about the grid centre (x -> -x) turns the true transform
-# T into S T S (S = diag(-1, 1, 1)): angle_x stays, angle_y and angle_z change sign, and
-# of the shift only x does. Checked against the 4x4 algebra in the tests.
-MIRROR_SIGNS = np.array([1, -1, -1, -1, 1, 1], dtype=np.float32)
-
-
 class PairExamples(Dataset):
     """A split of a built set as (volumes float32 (2, z, y, x), scaled parameters (6,));
-    ``pool`` > 1 averages blocks of pool^3 voxels (a coarser input grid from the same set);
-    ``mirror`` flips half the pairs left-right at random (a mirror-image head, twice the
-    subjects; for training only)."""
+    ``pool`` > 1 averages blocks of pool^3 voxels (a coarser input grid from the same set)."""
 
-    def __init__(self, folder, split: str, index: str = "index.csv", pool: int = 1, mirror: bool = False):
+    def __init__(self, folder, split: str, index: str = "index.csv", pool: int = 1):
         self.examples = dataset.TrainingSet(folder, split, index)
         self.targets = self.examples.parameters / np.array(network.PARAMETER_SCALE, dtype=np.float32)
         self.pool = pool
-        self.mirror = mirror
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -51,10 +42,7 @@ class PairExamples(Dataset):
         volumes = torch.from_numpy(self.examples.volumes(i))
         if self.pool > 1:
             volumes = torch.nn.functional.avg_pool3d(volumes[None], self.pool)[0]
-        target = self.targets[i]
-        if self.mirror and torch.rand(()) < 0.5:
-            volumes, target = torch.flip(volumes, dims=(-1,)), target * MIRROR_SIGNS
-        return volumes, torch.from_numpy(target)
+        return volumes, torch.from_numpy(self.targets[i])
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -78,11 +66,9 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
                        learning_rate: float = PAPER_SCHEDULE["learning_rate"],
                        drop_epoch: int = PAPER_SCHEDULE["drop_epoch"], widths=network.DEFAULT_WIDTHS,
                        seed: int = 0, device: str = "auto", index: str = "index.csv", pool: int = 1,
-                       coordinates: bool = False, mirror: bool = False, progress: bool = True) -> list[dict]:
+                       progress: bool = True) -> list[dict]:
     """Train (or resume) the registration DCNN on the set in ``folder``; checkpoints and
-    the final weights (``model.pt``) go to ``out``. ``coordinates``: the trunk also reads
-    voxel positions (``network.Trunk``); ``mirror``: left-right mirrored pairs join the
-    training examples. Returns the per-epoch history."""
+    the final weights (``model.pt``) go to ``out``. Returns the per-epoch history."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -96,11 +82,11 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
     out.mkdir(parents=True, exist_ok=True)
     settings = {"set": str(Path(folder).resolve()), "index": index, "batch_size": batch_size,
                 "learning_rate": learning_rate, "drop_epoch": drop_epoch, "widths": list(widths), "seed": seed,
-                "pool": pool, "coordinates": coordinates, "mirror": mirror,
+                "pool": pool,
                 "momentum": PAPER_SCHEDULE["momentum"], "parameter_scale": list(network.PARAMETER_SCALE)}
 
     torch.manual_seed(seed)
-    model = network.RegistrationNet(widths, coordinates=coordinates).to(place)
+    model = network.RegistrationNet(widths).to(place)
     optimiser = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=PAPER_SCHEDULE["momentum"])
     history, first_epoch = [], 0
     checkpoint_path = out / "checkpoint.pt"
@@ -113,7 +99,7 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
         history, first_epoch = checkpoint["history"], checkpoint["epoch"] + 1
     trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
-    train, validation = PairExamples(folder, "train", index, pool, mirror), PairExamples(folder, "validation", index, pool)
+    train, validation = PairExamples(folder, "train", index, pool), PairExamples(folder, "validation", index, pool)
     if len(train) == 0:
         raise HeadRegError(f"{folder} has no training examples")
     sampler = DistributedSampler(train, seed=seed) if distributed else None
@@ -126,8 +112,7 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
             group["lr"] = learning_rate * (PAPER_SCHEDULE["drop_factor"] if epoch >= drop_epoch else 1.0)
         if sampler is not None:
             sampler.set_epoch(epoch)
-        generator.manual_seed(seed * 1000 + epoch)   # the same order and mirrors after a resume
-        torch.manual_seed(seed * 1000 + epoch)
+        generator.manual_seed(seed * 1000 + epoch)   # the same order after a resume
         loader = DataLoader(train, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
                             generator=generator, drop_last=len(train) > batch_size)
         trained.train()
@@ -160,15 +145,6 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
     if distributed:
         dist.destroy_process_group()
     return history
-
-
-def load_registration(path, place: torch.device = torch.device("cpu")) -> tuple[network.RegistrationNet, dict]:
-    """A trained registration DCNN (``model.pt`` of ``train_registration``) and its settings."""
-    saved = torch.load(path, map_location=place, weights_only=True)
-    settings = saved["settings"]
-    model = network.RegistrationNet(tuple(settings["widths"]), coordinates=settings.get("coordinates", False))
-    model.load_state_dict(saved["model"])
-    return model.to(place).eval(), settings
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from HeadRegistrationLib import geometry, training
+from HeadRegistrationLib import geometry, network, training
 
 
 def errors(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,17 +40,15 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=1, help="average-pool the set's grid by this factor")
     parser.add_argument("--widths", default="16,32,64,128")
     parser.add_argument("--index", default="index.csv")
-    parser.add_argument("--coordinates", action="store_true", help="the trunk also reads voxel positions")
-    parser.add_argument("--mirror", action="store_true", help="add left-right mirrored training pairs")
     args = parser.parse_args()
     widths = tuple(int(w) for w in args.widths.split(","))
     torch.set_num_threads(max(1, torch.get_num_threads()))
     began = time.perf_counter()
     history = training.train_registration(args.set, args.out, args.epochs, args.batch_size, args.learning_rate,
-                                          widths=widths, index=args.index, pool=args.pool,
-                                          coordinates=args.coordinates, mirror=args.mirror)
+                                          widths=widths, index=args.index, pool=args.pool)
     print(f"trained {len(history)} epochs in {time.perf_counter() - began:.0f} s (this call); last: {history[-1]}")
-    model, _ = training.load_registration(f"{args.out}/model.pt")
+    model = network.RegistrationNet(widths)
+    model.load_state_dict(torch.load(f"{args.out}/model.pt", weights_only=True)["model"])
     for split in ("validation", "test"):
         examples = training.PairExamples(args.set, split, args.index, args.pool)
         if not len(examples):

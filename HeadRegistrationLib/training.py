@@ -147,6 +147,14 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
     return history
 
 
+def load_registration(path, place: torch.device = torch.device("cpu")) -> tuple[network.RegistrationNet, dict]:
+    """A trained registration DCNN (``model.pt`` of ``train_registration``) and its settings."""
+    saved = torch.load(path, map_location=place, weights_only=True)
+    model = network.RegistrationNet(tuple(saved["settings"]["widths"]))
+    model.load_state_dict(saved["model"])
+    return model.to(place).eval(), saved["settings"]
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, examples: PairExamples, place: torch.device, batch_size: int = 8) -> float:
     """Mean half-MSE of ``model`` over ``examples`` (scaled parameters)."""

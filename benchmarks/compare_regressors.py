@@ -21,7 +21,7 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
-from HeadRegistrationLib import ann, geometry, network, training
+from HeadRegistrationLib import ann, geometry, training
 
 
 def r_squared(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -41,9 +41,7 @@ def main() -> None:
     parser.add_argument("--gpr-samples", type=int, default=1500, help="GPR fits on at most this many examples")
     parser.add_argument("--plot", help="write the error histograms here (PNG)")
     args = parser.parse_args()
-    saved = torch.load(f"{args.run}/model.pt", weights_only=True)
-    model = network.RegistrationNet(tuple(saved["settings"]["widths"]))
-    model.load_state_dict(saved["model"])
+    model, _ = training.load_registration(f"{args.run}/model.pt")
     cpu = torch.device("cpu")
     train = training.PairExamples(args.set, "train", pool=args.pool)
     test = training.PairExamples(args.set, args.split, pool=args.pool)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from HeadRegistrationLib import geometry, network, training
+from HeadRegistrationLib import geometry, training
 
 
 def errors(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,8 +47,7 @@ def main() -> None:
     history = training.train_registration(args.set, args.out, args.epochs, args.batch_size, args.learning_rate,
                                           widths=widths, index=args.index, pool=args.pool)
     print(f"trained {len(history)} epochs in {time.perf_counter() - began:.0f} s (this call); last: {history[-1]}")
-    model = network.RegistrationNet(widths)
-    model.load_state_dict(torch.load(f"{args.out}/model.pt", weights_only=True)["model"])
+    model, _ = training.load_registration(f"{args.out}/model.pt")
     for split in ("validation", "test"):
         examples = training.PairExamples(args.set, split, args.index, args.pool)
         if not len(examples):

@@ -5,7 +5,7 @@ MATLAB's trainbr), scikit-learn SVR and Gaussian process regression (one model p
 parameter) and a plain MLP. Fitted on the training subjects, scored on the test subjects:
 R^2 per parameter and overall, and an error histogram per parameter (PNG).
 
-    python benchmarks/compare_regressors.py /work/trainset runs/n124 --pool 2 --plot errors.png
+    python benchmarks/compare_regressors.py /work/trainset runs/g16 --pool 2 --plot errors.png
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("run", help="folder of a training run (model.pt)")
     parser.add_argument("--pool", type=int, default=1)
     parser.add_argument("--split", default="test")
+    parser.add_argument("--ann-epochs", type=int, default=100, help="Levenberg-Marquardt epochs of the ANN")
     parser.add_argument("--gpr-samples", type=int, default=1500, help="GPR fits on at most this many examples")
     parser.add_argument("--plot", help="write the error histograms here (PNG)")
     args = parser.parse_args()
@@ -53,7 +54,7 @@ def main() -> None:
     kernel = RBF(length_scale=np.sqrt(xs_train.shape[1])) + WhiteKernel(0.1)
     regressors = {
         "DCNN head": lambda: training.predict(model, test, cpu).astype(np.float64),
-        "ANN (Bayesian regularisation)": lambda: ann.BayesianANN(hidden=10, epochs=200).fit(x_train, y_train)
+        "ANN (Bayesian regularisation)": lambda: ann.BayesianANN(hidden=10, epochs=args.ann_epochs).fit(x_train, y_train)
         .predict(x_test),
         "SVR (RBF, per parameter)": lambda: per_parameter(lambda: SVR(C=10.0), xs_train, y_train, xs_test),
         "GPR (RBF + noise, per parameter)": lambda: per_parameter(

@@ -25,13 +25,7 @@ import SimpleITK as sitk
 import torch
 
 from HeadRegistrationLib import ann, geometry, phantom, prediction, symmetry, training
-
-
-def errors(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rotation = np.array([geometry.rotation_error_deg(geometry.matrix_from_parameters(p),
-                                                     geometry.matrix_from_parameters(t))
-                         for p, t in zip(predicted, truth)])
-    return rotation, np.linalg.norm(predicted[:, 3:] - truth[:, 3:], axis=1)
+from train_registration import errors   # benchmarks/ beside this file
 
 
 def r_squared(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, float]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,13 +137,7 @@ def load_model(folder=MODELS, name: str = MODEL_NAME) -> network.ModalityNet:
     if card.get("model") != "ModalityNet" or card.get("format") != 1:
         raise HeadRegError(f"{card_path} describes another model or format ({card.get('model')}, "
                            f"format {card.get('format')})")
-    model = network.ModalityNet(tuple(card["widths"]))
-    try:
-        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    except (RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise HeadRegError(f"{weights_path} does not fit the network of its card: {first}") from None
-    return model.eval()
+    return network.load_weights(network.ModalityNet(tuple(card["widths"])), weights_path)
 
 
 # ---------------------------------------------------------------- the decision

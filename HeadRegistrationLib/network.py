@@ -10,8 +10,12 @@ the modality classifier puts a softmax over (MR, CT) on one volume's features.
 
 from __future__ import annotations
 
+import pickle
+
 import torch
 from torch import nn
+
+from .errors import HeadRegError
 
 DEFAULT_WIDTHS = (16, 32, 64, 128)   # channels per block; the last is the feature count
 PARAMETER_SCALE = (15.0, 15.0, 15.0, 5.0, 5.0, 5.0)   # degrees, mm: the paper's ranges -> about +-1
@@ -67,3 +71,14 @@ class ModalityNet(nn.Module):
 def half_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The paper's regression loss: half the mean squared error."""
     return 0.5 * torch.mean((prediction - target) ** 2)
+
+
+def load_weights(model: nn.Module, path) -> nn.Module:
+    """``model`` with the state dict in ``path`` (read with ``weights_only=True``, never
+    unpickling code); a clear error when the file does not fit the network."""
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HeadRegError(f"{path} does not fit the network of its card: {first}") from None
+    return model.eval()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 from . import __version__, geometry, network, preprocessing
 from .ann import BayesianANN
 from .errors import HeadRegError
+from .files import write_atomically
 
 MODELS = Path(__file__).resolve().parent.parent / "Resources" / "Models"
 MODEL_NAME = "registration"
@@ -99,7 +99,7 @@ def save_learned(model: network.RegistrationNet, ann: BayesianANN | None, card: 
                                              "alpha": ann.alpha, "beta": ann.beta,
                                              "effective_parameters": ann.effective_parameters},
             "date": datetime.date.today().isoformat(), **card}
-    (folder / f"{name}.json").write_text(json.dumps(full, indent=2))
+    write_atomically(folder / f"{name}.json", lambda path: Path(path).write_text(json.dumps(full, indent=2)))
 
 
 def load_learned(folder=MODELS, name: str = MODEL_NAME) -> LearnedRegistration:
@@ -109,19 +109,20 @@ def load_learned(folder=MODELS, name: str = MODEL_NAME) -> LearnedRegistration:
     card_path, weights_path = folder / f"{name}.json", folder / f"{name}.pt"
     if not (card_path.exists() and weights_path.exists()):
         raise HeadRegError(f"the registration model is missing: expected {weights_path} and {card_path}")
-    card = json.loads(card_path.read_text())
+    try:
+        card = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise HeadRegError(f"{card_path} is not a model card: {error}") from None
     if card.get("model") != "RegistrationNet" or card.get("format") != FORMAT:
         raise HeadRegError(f"{card_path} describes another model or format ({card.get('model')}, "
                            f"format {card.get('format')}); this HeadRegistration reads format {FORMAT}")
+    missing = [key for key in ("widths", "hidden", "input") if key not in card]
+    if missing:
+        raise HeadRegError(f"{card_path} lacks {', '.join(missing)}")
     if card.get("parameter_scale") != list(network.PARAMETER_SCALE):
         raise HeadRegError(f"{card_path} was trained with parameter scale {card.get('parameter_scale')}, "
                            f"this HeadRegistration uses {list(network.PARAMETER_SCALE)}")
-    model = network.RegistrationNet(tuple(card["widths"]), card["hidden"])
-    try:
-        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    except (RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise HeadRegError(f"{weights_path} does not fit the network of its card: {first}") from None
+    model = network.load_weights(network.RegistrationNet(tuple(card["widths"]), card["hidden"]), weights_path)
     ann = None
     if card.get("ann"):
         ann_path = folder / card["ann"]["file"]
@@ -135,4 +136,4 @@ def load_learned(folder=MODELS, name: str = MODEL_NAME) -> LearnedRegistration:
         if ann.to_arrays()["x_min"].size != 2 * model.trunk.features:
             raise HeadRegError(f"{ann_path} reads {ann.to_arrays()['x_min'].size} features, the network gives "
                                f"{2 * model.trunk.features}")
-    return LearnedRegistration(model.eval(), ann, card)
+    return LearnedRegistration(model, ann, card)

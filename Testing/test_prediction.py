@@ -88,6 +88,12 @@ def test_loading_refuses_what_does_not_fit(tmp_path):
     assert "format" in broken(format=99)
     assert "parameter scale" in broken(parameter_scale=[1, 1, 1, 1, 1, 1])
     assert "does not fit" in broken(widths=[4, 16])
+    card_path.write_text(json.dumps({k: v for k, v in card.items() if k != "hidden"}))
+    with pytest.raises(HeadRegError, match="lacks hidden"):
+        prediction.load_learned(tmp_path)
+    card_path.write_text("{not json")
+    with pytest.raises(HeadRegError, match="not a model card"):
+        prediction.load_learned(tmp_path)
     card_path.write_text(json.dumps(card))
     other = BayesianANN(hidden=3, epochs=2).fit(np.random.default_rng(1).normal(size=(20, 5)), np.zeros((20, 6)))
     np.savez(tmp_path / "registration-ann.npz", **other.to_arrays())

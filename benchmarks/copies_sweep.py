@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from HeadRegistrationLib import geometry, training
+from train_registration import r_squared   # benchmarks/ beside this file
 
 
 def main() -> None:
@@ -42,9 +43,7 @@ def main() -> None:
         test = training.PairExamples(args.set, "test", "index.csv", args.pool)   # every copy of the test subjects
         truth = test.examples.parameters.astype(np.float64)
         predicted = training.predict(model, test, cpu).astype(np.float64)
-        residual, spread = (predicted - truth) ** 2, (truth - truth.mean(0)) ** 2
-        rows.append((n, len(training.PairExamples(args.set, "train", index)), 1 - residual.sum(0) / spread.sum(0),
-                     1 - residual.sum() / spread.sum(), seconds))
+        rows.append((n, len(training.PairExamples(args.set, "train", index)), *r_squared(predicted, truth), seconds))
         print(f"n={n}: {rows[-1][1]} training examples, R^2 overall {rows[-1][3]:.3f}, {seconds:.0f} s", flush=True)
     print("| copies per subject | training examples | " + " | ".join(geometry.PARAMETER_NAMES) + " | overall | s |")
     print("|---" * 10 + "|")

@@ -25,12 +25,7 @@ import SimpleITK as sitk
 import torch
 
 from HeadRegistrationLib import ann, geometry, phantom, prediction, symmetry, training
-from train_registration import errors   # benchmarks/ beside this file
-
-
-def r_squared(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, float]:
-    residual, spread = (predicted - truth) ** 2, (truth - truth.mean(0)) ** 2
-    return 1 - residual.sum(0) / spread.sum(0), float(1 - residual.sum() / spread.sum())
+from train_registration import errors, r_squared   # benchmarks/ beside this file
 
 
 def moved(moving: np.ndarray, transform: np.ndarray, spacing: float) -> np.ndarray:

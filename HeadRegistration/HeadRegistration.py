@@ -369,10 +369,12 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
                  ("Moving", output.movingVolume, 1 - result.fixed_index))
         lines = []
         for role, node, index in roles:
-            evidence = result.modalities[index]
-            lines.append(f"{role}: {node.GetName()}, {evidence.modality} ({evidence.confidence:.0%} confident)")
-        if result.quality:
-            lines.append("Quality: " + ", ".join(f"{name} {value:.3g}" for name, value in result.quality.items()))
+            decision = result.modalities[index]
+            lines.append(f"{role}: {node.GetName()}, {decision['modality']} (p = {decision['probability']:.3f})")
+        quality = result.quality
+        if quality:
+            lines.append(f"Quality: head Dice {quality['head_dice']:.3f}, "
+                         f"{'confident' if quality['confident'] else 'LOW CONFIDENCE'}")
         lines.extend(f"Warning: {warning}" for warning in result.warnings)
         lines.append(f"Transform: {output.outputTransform.GetName()}")
         return "\n".join(lines)

@@ -1,11 +1,18 @@
-"""Automatic registration of two head volumes given in any order (DESIGN.md, "Data flow").
+"""Automatic registration of two head volumes given in any order (paper: "Complete
+registration process"; DESIGN.md, "Data flow of one registration").
 
-Today's pipeline, before the learned stages exist: rule-based modality evidence decides
-which volume is the MR (fixed) and which the CT (moving); symmetry frames and MI
-registration (groundtruth.py, preset ``accurate``; without ``refine``, only the coarse
-screening of the frame alignments) give the transform. The learned prediction and the
-learned modality classifier (paper: "Registration of multi-modal images",
-"Identification of image modality") will slot in here.
+1. Modality: the learned classifier weighed with rule-based evidence (classifier.py)
+   decides which volume is the MR (fixed) and which the CT (moving).
+2. Symmetry frames of both heads (symmetry.py) give 24 frame alignments; 24 turns of the
+   image axes about the two head centres and the images as they lie are added, so that a
+   start exists even where PCA is misled (a slab, a cut-off head).
+3. The learned prediction (prediction.py) corrects the best-ranked starts: the network
+   was trained on misalignments of up to 15 degrees, so it refines a start, it does not
+   find one.
+4. Every start is ranked by Mattes MI on 6 mm copies; the best few get a short coarse
+   optimisation, the best one or two of those a multi-resolution refinement, and the
+   final MI at full resolution picks the result. No single stage is trusted alone.
+5. Quality (quality.py): measures that need no ground truth, and a confidence.
 """
 
 from __future__ import annotations
@@ -17,61 +24,274 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from . import groundtruth, modality, registration, symmetry, volume_io
+from . import __version__, geometry, modality, preprocessing, quality, registration, symmetry, volume_io
 from .errors import HeadRegError
+
+HEAD_ML = (200, 15000)    # volume of the head mask: a thin slab of a head to a head and neck
+MASK_SPACING_MM = 4.0     # head masks: for the frames, the metric and the quality check
+SCREEN_SPACING_MM = 6.0   # grid of the ranking and of the short optimisations
+SCREENED = 6              # best-ranked starts that get a short optimisation
+NETWORK_STARTS = 3        # best-ranked starts the learned prediction corrects
+REFINED = 2               # distinct screened results that get the full refinement...
+REFINE_MARGIN = 0.05      # ...when within this relative MI of the best
+SCREEN_STAGE = {**registration.PRESETS["accurate"]["stages"][0], "spacing_mm": None}   # (1+1)-EO, 300 iterations
+REFINE_STAGES = (   # gradient descent on 3 mm copies, then on the images themselves (50 000 samples)
+    {"optimizer": "gradient_descent", "spacing_mm": 3.0, "shrink_factors": [1], "smoothing_mm": [0.0],
+     "iterations": 100, "learning_rate": 2.0, "minimum_step": 1e-2, "relaxation": 0.6,
+     "spatial_samples": None, "histogram_bins": 40},
+    {**registration.PRESETS["accurate"]["stages"][1], "shrink_factors": [1], "smoothing_mm": [0.0]},
+)
 
 
 @dataclass
 class AutoRegistration:
     matrix: np.ndarray                       # fixed -> moving, LPS mm
     fixed_index: int                         # 0: the first image is the fixed MR, 1: the second
-    modalities: tuple                        # ModalityEvidence of each input, in input order
+    modalities: tuple                        # per input, in input order: dict(modality, probability, ...)
     quality: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     seconds: dict = field(default_factory=dict)  # per stage
+    starts: list = field(default_factory=list)   # the screened starts: kind, MI before and after
+
+    @property
+    def confident(self) -> bool:
+        return bool(self.quality.get("confident"))
 
 
-def assign_roles(evidence_a: modality.ModalityEvidence, evidence_b: modality.ModalityEvidence) -> int:
+def assign_roles(kind_a: str | None, kind_b: str | None, reasons=("", "")) -> int:
     """Index of the MR (fixed) input; refuses two volumes of the same or unknown modality."""
-    kinds = (evidence_a.modality, evidence_b.modality)
+    kinds = (kind_a, kind_b)
     if kinds == ("MR", "CT"):
         return 0
     if kinds == ("CT", "MR"):
         return 1
     if kinds[0] == kinds[1] and kinds[0] is not None:
-        raise HeadRegError(f"both volumes look like {kinds[0]} ({evidence_a.reason}; {evidence_b.reason}): "
+        raise HeadRegError(f"both volumes look like {kinds[0]} ({'; '.join(r for r in reasons if r)}): "
                            "give one CT and one MR")
-    unknown = evidence_a if evidence_a.modality is None else evidence_b
-    raise HeadRegError(f"cannot tell whether a volume is CT or MR: {unknown.reason}")
+    unknown = 0 if kinds[0] is None else 1
+    raise HeadRegError(f"cannot tell whether the {('first', 'second')[unknown]} volume is CT or MR: "
+                       f"{reasons[unknown]}")
+
+
+def _torch_device(device: str):
+    import torch
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HeadRegError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
+    return torch.device(device)
+
+
+def load_models(model_folder=None, device: str = "auto"):
+    """(modality classifier, learned registration, torch device), or (None, None, None)
+    with the reason when PyTorch is not installed."""
+    try:
+        from . import classifier, prediction
+    except ImportError as missing:
+        return None, None, f"PyTorch is not installed ({missing})"
+    where = _torch_device(device)
+    folder = prediction.MODELS if model_folder is None else model_folder
+    model = classifier.load_model(folder).to(where)
+    learned = prediction.load_learned(folder)
+    learned.network.to(where)
+    return model, learned, None
+
+
+def decide_modalities(images, classifier_model, centers) -> list[dict]:
+    """CT or MR for each image (head centred at ``centers``), with its probability and any warning."""
+    decisions = []
+    for image, center in zip(images, centers):
+        if classifier_model is None:
+            rule = modality.rule_based_modality(image)
+            decisions.append({"modality": rule.modality, "probability": rule.confidence, "learned_ct_probability": None,
+                              "reason": rule.reason, "warnings": []})
+            continue
+        from . import classifier
+        decision = classifier.decide(image, classifier_model, center)
+        decisions.append({"modality": decision.modality, "probability": decision.probability,
+                          "learned_ct_probability": decision.learned_ct_probability, "reason": decision.rule.reason,
+                          "warnings": decision.warnings})
+    return decisions
+
+
+def check_head_size(head: sitk.Image, name: str) -> None:
+    """Refuse an object far smaller or larger than a head (``HEAD_ML``): the wrong image."""
+    millilitres = float(sitk.GetArrayViewFromImage(head).sum()) * np.prod(head.GetSpacing()) / 1000.0
+    if not HEAD_ML[0] <= millilitres <= HEAD_ML[1]:
+        raise HeadRegError(f"the {name} does not look like a head: its largest object is {millilitres:.0f} ml "
+                           f"(a head, or a slab of one, is {HEAD_ML[0]}-{HEAD_ML[1]} ml)")
+
+
+def axis_turns(fixed_center, moving_center) -> list[np.ndarray]:
+    """The 24 turns of the image axes by multiples of 90 degrees about the fixed head
+    centre, each carrying that centre onto the moving head centre (fixed -> moving)."""
+    offset = np.asarray(moving_center) - np.asarray(fixed_center)
+    return [geometry.rigid_matrix(p, offset, fixed_center) for p in symmetry.AXIS_PERMUTATIONS]
+
+
+@dataclass
+class Level:
+    """Both images at one resolution, with the fixed head's metric mask on that grid."""
+    fixed: sitk.Image
+    moving: sitk.Image
+    mask: sitk.Image
+
+    @classmethod
+    def of(cls, fixed: sitk.Image, moving: sitk.Image, fixed_head: sitk.Image, spacing_mm: float | None):
+        if spacing_mm:
+            fixed, moving = registration.coarse_copy(fixed, spacing_mm), registration.coarse_copy(moving, spacing_mm)
+        return cls(fixed, moving, registration.metric_mask(fixed, fixed_head))
+
+    def mi(self, matrix) -> float:
+        return registration.mutual_information(self.fixed, self.moving, matrix, prepared_mask=self.mask)
+
+    def optimise(self, matrix, center, stage: dict) -> np.ndarray:
+        return registration.run_stage(self.fixed, self.moving, matrix, center, stage, prepared_mask=self.mask)
 
 
 def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = True, device: str = "auto",
-                     progress: Callable[[str], None] | None = None) -> AutoRegistration:
-    """Find which image is the MR and register the CT onto it. ``device`` is accepted for
-    the learned stage to come; nothing runs on a GPU yet."""
+                     model_folder=None, progress: Callable[[str], None] | None = None,
+                     models=None) -> AutoRegistration:
+    """Find which image is the MR and register the CT onto it (module docstring). ITK
+    runs on one thread meanwhile (``registration.one_thread``), so that a second run and
+    the other input order give the same transform.
+
+    ``models`` (from ``load_models``) saves loading them again for each pair of a batch.
+    """
+    with registration.one_thread():
+        return _register(image_a, image_b, refine, device, model_folder, progress, models)
+
+
+def _register(image_a, image_b, refine, device, model_folder, progress, models) -> AutoRegistration:
     if device not in ("auto", "cpu", "cuda"):
         raise HeadRegError(f"device must be auto, cpu or cuda, not {device!r}")
     report = progress or (lambda stage: None)
     seconds, warnings = {}, []
-    began = time.perf_counter()
+    clock = time.perf_counter()
+
+    def lap(stage):
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = seconds.get(stage, 0.0) + now - clock
+        clock = now
+
     for name, image in (("first volume", image_a), ("second volume", image_b)):
         volume_io.check_volume_content(image, name)
-    report("modality")
-    evidence = (modality.rule_based_modality(image_a), modality.rule_based_modality(image_b))
-    fixed_index = assign_roles(*evidence)
-    fixed, moving = (image_a, image_b) if fixed_index == 0 else (image_b, image_a)
-    seconds["modality"] = time.perf_counter() - began
+    working = []
+    for name, image in (("first volume", image_a), ("second volume", image_b)):
+        copy, factors = preprocessing.working_copy(image)
+        if factors != [1, 1, 1]:
+            warnings.append(f"the {name} has {np.prod(image.GetSize()):.3g} voxels: registered on a copy averaged "
+                            f"down by {'x'.join(map(str, factors))}")
+        working.append(copy)
+    image_a, image_b = working
+    report("loading the models")
+    classifier_model, learned, missing_torch = models if models is not None else load_models(model_folder, device)
+    if missing_torch:
+        warnings.append(f"{missing_torch}: CT/MR roles from rules alone and no learned prediction "
+                        "(install the 'learn' extra)")
+    lap("models")
 
-    report("symmetry frames and registration")
-    began = time.perf_counter()
+    report("symmetry frames")
+    masks = [symmetry.head_mask(image, MASK_SPACING_MM) for image in (image_a, image_b)]
+    for name, mask in zip(("first volume", "second volume"), masks):
+        check_head_size(mask, name)
+    frames = [symmetry.symmetry_frame(image, mask) for image, mask in zip((image_a, image_b), masks)]
+    lap("symmetry frames")
+
+    report("modality")
+    decisions = decide_modalities((image_a, image_b), classifier_model, [f.center for f in frames])
+    fixed_index = assign_roles(decisions[0]["modality"], decisions[1]["modality"],
+                               (decisions[0]["reason"], decisions[1]["reason"]))
+    for name, decision in zip(("first volume", "second volume"), decisions):
+        warnings += [f"{name}: {w}" for w in decision["warnings"]]
+    order = (0, 1) if fixed_index == 0 else (1, 0)
+    (fixed, moving), (fixed_mask, moving_mask) = [(image_a, image_b)[i] for i in order], [masks[i] for i in order]
+    fixed_frame, moving_frame = frames[order[0]], frames[order[1]]
+    lap("modality")
+
+    report("ranking the starts")
+    center = fixed_frame.center
+    starts = [("symmetry", m) for m in symmetry.candidate_alignments(fixed_frame, moving_frame)]
+    starts += [("axis turn", m) for m in axis_turns(center, moving_frame.center)]
+    starts.append(("as they lie", np.eye(4)))
+    screen = Level.of(fixed, moving, fixed_mask, SCREEN_SPACING_MM)
+    ranked = _rank(screen, starts)
+    lap("ranking")
+
+    if learned is not None:
+        report("learned prediction")
+        from . import prediction
+        corrected = [("learned", prediction.predict_transform(learned, fixed, moving, center, start=starts[k][1]))
+                     for _, k in ranked[:NETWORK_STARTS]]
+        ranked = sorted(ranked + [(screen.mi(m), len(starts) + j) for j, (_, m) in enumerate(corrected)])
+        starts += corrected
+        lap("learned prediction")
+
+    report("screening the starts")
+    screened = []
+    for start_mi, k in ranked[:SCREENED]:
+        try:
+            result = screen.optimise(starts[k][1], center, SCREEN_STAGE)
+        except HeadRegError:   # this start leaves no overlap: not a candidate
+            continue
+        screened.append({"kind": starts[k][0], "start_mi": start_mi, "screened_mi": result.metric,
+                         "matrix": result.matrix})
+    if not screened:
+        raise HeadRegError("no start overlaps the two heads: are both volumes of the same head?")
+    screened.sort(key=lambda s: s["screened_mi"])
+    lap("screening")
+
+    best = screened[0]
+    matrix = best["matrix"]
     if refine:
-        truth = groundtruth.ground_truth(fixed, moving, "accurate", use_symmetry=True)
-        matrix, mi, warnings = truth.matrix, truth.metric, list(truth.warnings)
-    else:
-        fixed_mask = symmetry.head_mask(fixed)
-        fixed_frame = symmetry.symmetry_frame(fixed, fixed_mask)
-        candidates = symmetry.candidate_alignments(fixed_frame, symmetry.symmetry_frame(moving))
-        _, _, matrix = groundtruth.screen_starts(fixed, moving, candidates, fixed_frame.center, fixed_mask)[0]
-        mi = registration.mutual_information(fixed, moving, matrix, fixed_mask)
-    seconds["registration"] = time.perf_counter() - began
-    return AutoRegistration(matrix, fixed_index, evidence, {"mattes_mi": mi}, warnings, seconds)
+        report("refinement")
+        levels = [Level.of(fixed, moving, fixed_mask, stage["spacing_mm"]) for stage in REFINE_STAGES]
+        candidates = _distinct(screened, fixed_mask)[:REFINED]
+        candidates = [c for c in candidates if c["screened_mi"] - best["screened_mi"] <= REFINE_MARGIN * abs(best["screened_mi"])]
+        for candidate in candidates:
+            refined = candidate["matrix"]
+            for level, stage in zip(levels, REFINE_STAGES):
+                refined = level.optimise(refined, center, {**stage, "spacing_mm": None}).matrix
+            candidate["refined"] = refined
+            candidate["final_mi"] = levels[0].mi(refined)
+        best = min(candidates, key=lambda c: c["final_mi"])
+        matrix = best["refined"]
+        lap("refinement")
+
+    report("quality check")
+    measures = quality.measure(matrix, fixed_mask, moving_mask, screened, best)
+    warnings += measures.pop("warnings")
+    lap("quality")
+    records = [{k: v for k, v in c.items() if k not in ("matrix", "refined")} for c in screened]
+    return AutoRegistration(matrix, fixed_index, tuple(decisions), measures, warnings, seconds, records)
+
+
+def _rank(level: Level, starts) -> list[tuple[float, int]]:
+    """(MI, index) of each start, best first."""
+    return sorted((level.mi(m), k) for k, (_, m) in enumerate(starts))
+
+
+def _distinct(screened: list[dict], fixed_mask) -> list[dict]:
+    """The screened results, best first, leaving out any within ``quality.SAME_SOLUTION_MM``
+    of a better one."""
+    kept = []
+    for candidate in screened:
+        if all(geometry.mean_displacement_in_mask(candidate["matrix"], other["matrix"], fixed_mask, 5000)
+               > quality.SAME_SOLUTION_MM for other in kept):
+            kept.append(candidate)
+    return kept
+
+
+def report(result: AutoRegistration, paths, settings: dict) -> dict:
+    """The JSON report of one registration (DESIGN.md, "The command line")."""
+    roles = []
+    for index in (result.fixed_index, 1 - result.fixed_index):
+        decision = result.modalities[index]
+        roles.append({"path": str(paths[index]), "input": index + 1, **{k: v for k, v in decision.items()
+                                                                         if k != "warnings"}})
+    return {"headregistration": __version__, "fixed": roles[0], "moving": roles[1],
+            "matrix_fixed_to_moving_lps": np.asarray(result.matrix).tolist(),
+            "slicer_to_parent_ras": geometry.slicer_to_parent_ras(result.matrix).tolist(),
+            "seconds": {**result.seconds, "total": sum(result.seconds.values())},
+            "quality": result.quality, "warnings": result.warnings, "starts": result.starts, "settings": settings}

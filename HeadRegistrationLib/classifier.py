@@ -42,9 +42,10 @@ def _pool(volume: np.ndarray) -> torch.Tensor:
     return torch.nn.functional.avg_pool3d(torch.from_numpy(np.ascontiguousarray(volume))[None, None], POOL)[0]
 
 
-def classifier_input(image: sitk.Image) -> torch.Tensor:
-    """A volume as the classifier sees it: (1, 32, 32, 32) float32 around the head."""
-    center = symmetry.symmetry_frame(image).center
+def classifier_input(image: sitk.Image, center=None) -> torch.Tensor:
+    """A volume as the classifier sees it: (1, 32, 32, 32) float32 around the head
+    (``center``: the head's centre, from its symmetry frame when not given)."""
+    center = symmetry.symmetry_frame(image).center if center is None else center
     grid = preprocessing.network_grid(center, GRID_SIZE, GRID_SPACING_MM)
     return _pool(normalise_any(preprocessing.on_grid(image, grid)))
 
@@ -152,10 +153,13 @@ class ModalityDecision:
 
 
 @torch.no_grad()
-def decide(image: sitk.Image, model: network.ModalityNet) -> ModalityDecision:
+def decide(image: sitk.Image, model: network.ModalityNet, center=None) -> ModalityDecision:
     """CT or MR, weighing the classifier with the rule-based evidence: a DICOM tag decides;
-    otherwise the two are combined as independent odds, and disagreement is a warning."""
-    p_ct = float(torch.softmax(model(classifier_input(image)[None]), dim=1)[0, 1])
+    otherwise the two are combined as independent odds, and disagreement is a warning.
+    ``center``: the head's centre when the caller already has it."""
+    model.eval()
+    volume = classifier_input(image, center)[None].to(next(model.parameters()).device)
+    p_ct = float(torch.softmax(model(volume), dim=1)[0, 1])
     rule = modality.rule_based_modality(image)
     warnings = []
     if rule.modality is None:

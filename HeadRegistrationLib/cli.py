@@ -7,13 +7,14 @@ import csv
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from . import (__version__, augmentation, batch, dataset, geometry, groundtruth, modality, phantom, preprocessing, qa,
+from . import (__version__, augmentation, autoregister, batch, dataset, geometry, groundtruth, modality, phantom, preprocessing, qa,
                registration, synthesis, transform_io, volume_io)
 from .errors import HeadRegError
 from .files import write_atomically, write_image
@@ -121,17 +122,24 @@ def command_info(args) -> int:
 def command_demo(args) -> int:
     outdir = args.out
     pair = write_phantom(outdir, args.seed, None, None, phantom.CT_GRID, phantom.MR_GRID, True, True)
-    ct = sitk.ReadImage(str(outdir / "ct.nii.gz"))
-    mr_labels = sitk.ReadImage(str(outdir / "mr_labels.nii.gz"))
-    truth = transform_io.read_transform(outdir / "truth.tfm")
-    dice = phantom.bone_dice(ct, mr_labels, truth)
-    dice_identity = phantom.bone_dice(ct, mr_labels, np.eye(4))
     print(f"demo pair in {outdir}/: mr.nii.gz (fixed), ct.nii.gz (moving), truth.tfm, label maps")
     print(_describe_truth(pair))
-    print(f"check: the CT resampled onto the MR with truth.tfm overlaps the MR skull with bone Dice {dice:.2f} "
-          f"(without it: {dice_identity:.2f})")
-    print("automatic registration is not built yet (the pipeline of issue 6): "
-          "this demo made the pair and checked its truth, it registered nothing.")
+    mr, ct = (volume_io.read_volume(outdir / name) for name in ("mr.nii.gz", "ct.nii.gz"))
+    truth = transform_io.read_transform(outdir / "truth.tfm")
+    result = autoregister.register_volumes(ct, mr)   # CT first: the pipeline finds the roles itself
+    seconds = sum(result.seconds.values())
+    transform_io.write_transform(result.matrix, outdir / "registered.tfm")
+    qa.overlay_figure(mr, ct, result.matrix, outdir / "qa.png", "headreg demo: MR (grey) + CT (colour), registered")
+    record = autoregister.report(result, (outdir / "ct.nii.gz", outdir / "mr.nii.gz"), {"refine": True, "device": "auto"})
+    write_atomically(outdir / "report.json", lambda p: Path(p).write_text(json.dumps(record, indent=2)))
+    mr_labels = sitk.ReadImage(str(outdir / "mr_labels.nii.gz"))
+    tre = geometry.mean_displacement_in_mask(result.matrix, truth, sitk.Cast(mr_labels > 0, sitk.sitkUInt8))
+    print(f"registered in {seconds:.1f} s (roles found: {record['fixed']['path']} is the MR, "
+          f"{record['moving']['path']} the CT): error against the truth {tre:.2f} mm mean over the head, "
+          f"{geometry.rotation_error_deg(result.matrix, truth):.2f} deg; bone Dice "
+          f"{phantom.bone_dice(ct, mr_labels, result.matrix):.2f} (truth: {phantom.bone_dice(ct, mr_labels, truth):.2f})")
+    print(f"wrote {outdir}/registered.tfm, report.json and qa.png"
+          + ("" if result.confident else "; LOW CONFIDENCE: " + "; ".join(result.warnings)))
     return 0
 
 
@@ -318,6 +326,55 @@ def command_modality(args) -> int:
     return 1 if failed else 0
 
 
+def _register_outputs(args) -> list[Path]:
+    """The output paths, checked before the registration runs: folders exist, none is an input."""
+    outputs = [Path(p) for p in (args.output, args.report, args.resampled, args.qa) if p is not None]
+    inputs = {Path(p).resolve() for p in (args.a, args.b)}
+    for path in outputs:
+        if path.resolve() in inputs:
+            raise HeadRegError(f"{path} is an input: refusing to overwrite it")
+        if path.is_dir():
+            raise HeadRegError(f"{path} is a folder, expected a file name")
+        if not path.parent.is_dir():
+            raise HeadRegError(f"cannot write {path}: folder {path.parent} does not exist")
+    if len({p.resolve() for p in outputs}) != len(outputs):
+        raise HeadRegError("two outputs have the same name")
+    return outputs
+
+
+def command_register(args) -> int:
+    _register_outputs(args)
+    began = time.perf_counter()
+    images = [volume_io.read_volume(path) for path in (args.a, args.b)]
+    reading = time.perf_counter() - began
+    result = autoregister.register_volumes(*images, refine=not args.no_refine, device=args.device,
+                                           model_folder=args.model)
+    fixed, moving = (images[0], images[1]) if result.fixed_index == 0 else (images[1], images[0])
+    began = time.perf_counter()
+    transform_io.write_transform(result.matrix, args.output)
+    if args.resampled:
+        write_image(sitk.Resample(moving, fixed, geometry.sitk_from_matrix(result.matrix), sitk.sitkLinear,
+                                  float(sitk.GetArrayViewFromImage(moving).min()), moving.GetPixelID()),
+                    args.resampled)
+    if args.qa:
+        qa.overlay_figure(fixed, moving, result.matrix, args.qa,
+                          f"{Path((args.a, args.b)[result.fixed_index]).name} (MR, grey) + "
+                          f"{Path((args.a, args.b)[1 - result.fixed_index]).name} (CT, colour)")
+    result.seconds["reading"], result.seconds["writing"] = reading, time.perf_counter() - began
+    record = autoregister.report(result, (args.a, args.b), {"refine": not args.no_refine, "device": args.device,
+                                                            "model": None if args.model is None else str(args.model)})
+    if args.report:
+        write_atomically(args.report, lambda p: Path(p).write_text(json.dumps(record, indent=2)))
+    roles = record["fixed"], record["moving"]
+    print(f"fixed (MR): {roles[0]['path']} (p={roles[0]['probability']:.3f}); "
+          f"moving (CT): {roles[1]['path']} (p={roles[1]['probability']:.3f})")
+    print(f"wrote {args.output} in {sum(result.seconds.values()):.1f} s; quality: head Dice "
+          f"{result.quality['head_dice']:.3f}, {'confident' if result.confident else 'LOW CONFIDENCE'}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="headreg",
@@ -350,8 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=command_info)
 
     p = commands.add_parser("demo", help="run the main job on the embedded phantom pair",
-                            description="Generate the embedded phantom pair and run on it what the project "
-                                        "can do so far.")
+                            description="Generate the embedded phantom pair, register it with the whole pipeline "
+                                        "(as `headreg register`), and print the error against its known truth.")
     p.add_argument("--out", type=Path, default=Path("headreg-demo"), help="output folder (default ./headreg-demo)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
     p.set_defaults(run=command_demo)
@@ -413,6 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and copies (default 0)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.set_defaults(run=command_dataset)
+
+    p = commands.add_parser("register", help="register a CT and an MR given in any order: OUT.tfm maps MR to CT points",
+                            description="Fully automatic rigid registration of a head CT and MR given in any order: "
+                                        "detects which is the MR (fixed) and the CT (moving), then symmetry frames, "
+                                        "learned prediction, MI refinement and a quality check. OUT.tfm maps fixed "
+                                        "(MR) points to moving (CT) points, LPS mm (ITK convention).")
+    p.add_argument("a", type=Path, metavar="A", help="a volume file or DICOM folder")
+    p.add_argument("b", type=Path, metavar="B", help="the other volume")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.tfm", help="the transform (ITK file)")
+    p.add_argument("--report", type=Path, metavar="OUT.json", help="roles, probabilities, matrix, times, quality")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the networks run")
+    p.add_argument("--no-refine", action="store_true", help="skip the MI refinement (symmetry + learned only)")
+    p.add_argument("--model", type=Path, metavar="DIR", help="folder of the models (default: the shipped ones)")
+    p.add_argument("--resampled", type=Path, metavar="OUT", help="the moving volume resampled onto the fixed one")
+    p.add_argument("--qa", type=Path, metavar="OUT.png", help="three-plane overlay of the result")
+    p.set_defaults(run=command_register)
 
     p = commands.add_parser("modality", help="CT or MR, with its probability, for each volume",
                             description="Print one line per input: the path, CT or MR, and the probability of "

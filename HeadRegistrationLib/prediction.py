@@ -56,13 +56,14 @@ def network_pair(fixed_mr: sitk.Image, moving_ct_hu: sitk.Image, center, grid: d
 def predict_parameters(learned: LearnedRegistration, pair: torch.Tensor, regressor: str = "ann") -> np.ndarray:
     """The six parameters (degrees, mm; ``geometry.PARAMETER_NAMES``) for each pair of a batch."""
     learned.network.eval()
+    pair = pair.to(next(learned.network.parameters()).device)
     if regressor == "head":
-        return learned.network(pair).numpy() * np.array(network.PARAMETER_SCALE)
+        return learned.network(pair).cpu().numpy() * np.array(network.PARAMETER_SCALE)
     if regressor != "ann":
         raise HeadRegError(f"unknown regressor {regressor!r}: choose ann or head")
     if learned.ann is None:
         raise HeadRegError("this model has no ANN: use the DCNN's head (regressor 'head')")
-    return learned.ann.predict(learned.network.features(pair).numpy())
+    return learned.ann.predict(learned.network.features(pair).cpu().numpy())
 
 
 def predict_transform(learned: LearnedRegistration, fixed_mr: sitk.Image, moving_ct_hu: sitk.Image, center,

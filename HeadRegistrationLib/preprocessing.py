@@ -18,6 +18,7 @@ from .errors import HeadRegError
 
 DEFAULT_GRID_SIZE = (64, 64, 64)     # x, y, z voxels
 DEFAULT_GRID_SPACING_MM = 4.0        # 256 mm field of view: the whole head with room to move
+WORKING_VOXELS = 2 ** 26             # larger inputs are registered on an averaged-down copy
 
 
 def network_grid(center, size=DEFAULT_GRID_SIZE, spacing_mm: float = DEFAULT_GRID_SPACING_MM) -> sitk.Image:
@@ -30,6 +31,20 @@ def network_grid(center, size=DEFAULT_GRID_SIZE, spacing_mm: float = DEFAULT_GRI
     grid.SetSpacing([float(spacing_mm)] * 3)
     grid.SetOrigin((np.asarray(center, dtype=float) - (np.array(size) - 1) / 2 * spacing_mm).tolist())
     return grid
+
+
+def working_copy(image: sitk.Image, max_voxels: int = WORKING_VOXELS) -> tuple[sitk.Image, list[int]]:
+    """``image`` averaged down (``sitk.BinShrink``, same physical space) by integer factors
+    along its finest axes until it has at most ``max_voxels`` voxels, and the factors
+    (all 1: the image itself)."""
+    factors = [1, 1, 1]
+    size, spacing = np.array(image.GetSize()), np.array(image.GetSpacing())
+    while np.prod(size // factors, dtype=float) > max_voxels:
+        candidates = [a for a in range(3) if size[a] // (factors[a] + 1) >= 2]
+        if not candidates:
+            break
+        factors[min(candidates, key=lambda a: spacing[a] * factors[a])] += 1
+    return (image if factors == [1, 1, 1] else sitk.BinShrink(image, factors)), factors
 
 
 def normalise_ct(hu: np.ndarray) -> np.ndarray:

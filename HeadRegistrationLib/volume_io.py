@@ -24,6 +24,7 @@ _TAG_SERIES_UID = "0020|000e"
 _TAG_POSITION = "0020|0032"      # ImagePositionPatient
 _TAG_ORIENTATION = "0020|0037"   # ImageOrientationPatient
 _SPACING_TOLERANCE = 0.01        # relative spread of slice gaps still called uniform
+MAX_VOXELS = 2 ** 30             # larger volumes are refused before their pixels are read
 
 
 def _reason(exc: Exception) -> str:
@@ -96,9 +97,13 @@ def read_volume(path, series_uid: str | None = None) -> sitk.Image:
 
 
 def _check_header(path, size, components: int, pixel_id: int) -> None:
-    """Reject what is not one 3D scalar volume, before the pixels are read."""
+    """Reject what is not one 3D scalar volume, or is too large to hold, before the
+    pixels are read."""
     if 0 in size or not size:
         raise HeadRegError(f"{path} is empty (size {'x'.join(map(str, size))})")
+    if np.prod(size, dtype=float) > MAX_VOXELS:
+        raise HeadRegError(f"{path} is too large to register in memory ({np.prod(size, dtype=float):.3g} voxels, "
+                           f"size {'x'.join(map(str, size))}; at most {MAX_VOXELS:.3g}): crop or downsample it first")
     dims = "x".join(map(str, size))
     if len(size) == 4 and size[3] == 1:
         size = size[:3]

@@ -1,6 +1,7 @@
 """The headreg command line: outputs, truth, messages and exit codes."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -118,8 +119,10 @@ def test_bad_input_prints_no_traceback(tmp_path):
     assert result.stderr.startswith("headreg info: error:")
 
 
-def test_demo_makes_the_pair_and_says_what_it_cannot_do(tmp_path, capsys):
+def test_demo_registers_the_pair_and_reports_its_error(tmp_path, capsys):
     code, out, err = run(capsys, "demo", "--out", tmp_path / "demo")
     assert code == 0, err
-    assert {"mr.nii.gz", "ct.nii.gz", "truth.tfm"} <= {p.name for p in (tmp_path / "demo").iterdir()}
-    assert "not built yet" in out and "registered nothing" in out
+    assert {"mr.nii.gz", "ct.nii.gz", "truth.tfm", "registered.tfm", "report.json", "qa.png"} <= {
+        p.name for p in (tmp_path / "demo").iterdir()}
+    error_mm = float(re.search(r"error against the truth ([0-9.]+) mm", out).group(1))
+    assert error_mm < 1.0

@@ -429,14 +429,14 @@ def test_describe_reports_roles_quality_and_warnings(hr):
     ct = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "head CT")
     mr = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "head T1")
     node = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "CT_to_T1")
-    evidence = types.SimpleNamespace
-    registration = types.SimpleNamespace(matrix=np.eye(4), fixed_index=1, quality={"mutual_information": 0.6123},
-                                         modalities=(evidence(modality="CT", confidence=0.97),
-                                                     evidence(modality="MR", confidence=0.9)),
+    registration = types.SimpleNamespace(matrix=np.eye(4), fixed_index=1,
+                                         quality={"head_dice": 0.9123, "confident": False},
+                                         modalities=({"modality": "CT", "probability": 0.97},
+                                                     {"modality": "MR", "probability": 0.9}),
                                          warnings=["the CT has a gantry tilt"])
     text = hr.HeadRegistrationLogic().describe(hr.HeadRegistrationOutput(registration, mr, ct, node))
-    assert text.splitlines() == ["Fixed: head T1, MR (90% confident)", "Moving: head CT, CT (97% confident)",
-                                 "Quality: mutual_information 0.612", "Warning: the CT has a gantry tilt",
+    assert text.splitlines() == ["Fixed: head T1, MR (p = 0.900)", "Moving: head CT, CT (p = 0.970)",
+                                 "Quality: head Dice 0.912, LOW CONFIDENCE", "Warning: the CT has a gantry tilt",
                                  "Transform: CT_to_T1"]
 
 

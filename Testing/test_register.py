@@ -1,0 +1,147 @@
+"""`headreg register`: the pipeline end to end on the embedded phantom, its report and
+outputs, order independence, and a one-line error for each kind of bad input (issue 6)."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from HeadRegistrationLib import autoregister, cli, geometry, phantom, preprocessing, symmetry, transform_io
+from HeadRegistrationLib.errors import HeadRegError
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def pair_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pair")
+    cli.write_phantom(folder, 0, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def registered(pair_files, tmp_path_factory):
+    """The CLI run with the CT first, every output asked for."""
+    out = tmp_path_factory.mktemp("out")
+    code = cli.main(["register", str(pair_files / "ct.nii.gz"), str(pair_files / "mr.nii.gz"), "-o",
+                     str(out / "t.tfm"), "--report", str(out / "r.json"), "--qa", str(out / "qa.png"),
+                     "--resampled", str(out / "ct_on_mr.nii.gz")])
+    return code, out
+
+
+def test_register_finds_the_truth_and_writes_every_output(registered, pair_files):
+    code, out = registered
+    assert code == 0
+    found = transform_io.read_transform(out / "t.tfm")
+    truth = transform_io.read_transform(pair_files / "truth.tfm")
+    mr = sitk.ReadImage(str(pair_files / "mr.nii.gz"))
+    assert geometry.mean_displacement_in_mask(found, truth, symmetry.head_mask(mr)) < 2.0
+    report = json.loads((out / "r.json").read_text())
+    assert report["fixed"]["path"].endswith("mr.nii.gz") and report["fixed"]["modality"] == "MR"
+    assert report["moving"]["path"].endswith("ct.nii.gz") and report["moving"]["input"] == 1
+    np.testing.assert_allclose(report["matrix_fixed_to_moving_lps"], found, atol=1e-6)
+    assert {"modality", "symmetry frames", "learned prediction", "screening", "refinement", "reading",
+            "writing", "total"} <= set(report["seconds"])
+    assert report["quality"]["confident"] and report["quality"]["head_dice"] > 0.85
+    resampled = sitk.ReadImage(str(out / "ct_on_mr.nii.gz"))
+    assert resampled.GetSize() == mr.GetSize() and (out / "qa.png").stat().st_size > 10_000
+
+
+def test_the_other_order_and_a_second_run_give_the_same_transform(registered, pair_files):
+    _, out = registered
+    mr, ct = (sitk.ReadImage(str(pair_files / name)) for name in ("mr.nii.gz", "ct.nii.gz"))
+    result = autoregister.register_volumes(mr, ct)
+    assert result.fixed_index == 0
+    np.testing.assert_allclose(result.matrix, transform_io.read_transform(out / "t.tfm"), atol=1e-6)
+
+
+def test_no_refine_stops_after_the_screening(pair_files):
+    mr, ct = (sitk.ReadImage(str(pair_files / name)) for name in ("mr.nii.gz", "ct.nii.gz"))
+    result = autoregister.register_volumes(ct, mr, refine=False)
+    assert "refinement" not in result.seconds
+    truth = transform_io.read_transform(pair_files / "truth.tfm")
+    assert geometry.mean_displacement_in_mask(result.matrix, truth, symmetry.head_mask(mr)) < 10.0
+
+
+# ---------------------------------------------------------------- bad inputs
+
+def _image(array, spacing=(2.0, 2.0, 2.0)):
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    return image
+
+
+def _run(capsys, *argv):
+    code = cli.main(["register", *map(str, argv)])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def _bad_files(folder, pair_files):
+    rng = np.random.default_rng(0)
+    sphere = np.zeros((40, 40, 40), np.float32)
+    z, y, x = np.ogrid[:40, :40, :40]
+    sphere[(z - 20) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 < 6 ** 2] = 100.0
+    volumes = {
+        "flat.nii.gz": _image(rng.normal(size=(1, 64, 64)).astype(np.float32)),
+        "zero.nii.gz": _image(np.zeros((20, 20, 20), np.int16)),
+        "constant.nii.gz": _image(np.full((20, 20, 20), 7, np.int16)),
+        "nan.mha": _image(np.where(rng.random((20, 20, 20)) < 0.01, np.nan, 1.0).astype(np.float32)),
+        "sphere.nii.gz": _image(sphere),
+    }
+    for name, image in volumes.items():
+        sitk.WriteImage(image, str(folder / name))
+    (folder / "notanimage.nii.gz").write_bytes(b"hello")
+    (folder / "huge.mha").write_text("ObjectType = Image\nNDims = 3\nDimSize = 4096 4096 4096\n"
+                                     "ElementType = MET_SHORT\nElementDataFile = huge.raw\n")
+    return {"2D image": ("flat.nii.gz", "a 2D image"), "empty volume": ("zero.nii.gz", "all zero"),
+            "constant volume": ("constant.nii.gz", "constant"), "NaN": ("nan.mha", "NaN"),
+            "unreadable file": ("notanimage.nii.gz", "cannot read"),
+            "not a head": ("sphere.nii.gz", "does not look like a head"),
+            "too large": ("huge.mha", "too large")}
+
+
+def test_each_bad_input_gets_one_line_and_a_nonzero_exit(pair_files, tmp_path, capsys):
+    cases = _bad_files(tmp_path, pair_files)
+    mr = pair_files / "mr.nii.gz"
+    for kind, (name, message) in cases.items():
+        output = tmp_path / f"{kind}.tfm"
+        code, err = _run(capsys, mr, tmp_path / name, "-o", output)
+        assert code == 1, kind
+        assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, (kind, err)
+        assert not output.exists(), kind
+    code, err = _run(capsys, mr, mr, "-o", tmp_path / "two.tfm")
+    assert code == 1 and "both volumes look like MR" in err and len(err.splitlines()) == 1
+
+
+def test_outputs_are_checked_before_the_work(pair_files, tmp_path, capsys):
+    mr, ct = pair_files / "mr.nii.gz", pair_files / "ct.nii.gz"
+    before = mr.read_bytes()
+    code, err = _run(capsys, mr, ct, "-o", mr)
+    assert code == 1 and "is an input" in err and mr.read_bytes() == before
+    code, err = _run(capsys, mr, ct, "-o", tmp_path / "missing" / "t.tfm")
+    assert code == 1 and "does not exist" in err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_asking_for_a_gpu_that_is_not_there_is_an_error(pair_files, tmp_path, capsys):
+    code, err = _run(capsys, pair_files / "mr.nii.gz", pair_files / "ct.nii.gz", "-o", tmp_path / "t.tfm",
+                     "--device", "cuda")
+    assert code == 1 and "no CUDA GPU" in err
+
+
+def test_a_large_volume_is_averaged_down_in_the_same_physical_space():
+    image = _image(np.arange(40 * 50 * 60, dtype=np.float32).reshape(40, 50, 60), spacing=(0.5, 1.0, 3.0))
+    image.SetOrigin((10.0, -5.0, 2.0))
+    copy, factors = preprocessing.working_copy(image, max_voxels=20_000)
+    assert np.prod(copy.GetSize()) <= 20_000 and factors[2] == 1 and factors[0] >= factors[1]
+    corner = image.TransformContinuousIndexToPhysicalPoint((-0.5, -0.5, -0.5))
+    assert np.allclose(copy.TransformContinuousIndexToPhysicalPoint((-0.5, -0.5, -0.5)), corner)
+    same, factors = preprocessing.working_copy(image)
+    assert same is image and factors == [1, 1, 1]
+
+
+def test_roles_are_refused_when_a_modality_is_unknown():
+    with pytest.raises(HeadRegError, match="second volume"):
+        autoregister.assign_roles("MR", None, ("", "no finite voxel values"))

@@ -145,7 +145,7 @@ class Level:
     def mi(self, matrix) -> float:
         return registration.mutual_information(self.fixed, self.moving, matrix, prepared_mask=self.mask)
 
-    def optimise(self, matrix, center, stage: dict) -> np.ndarray:
+    def optimise(self, matrix, center, stage: dict) -> registration.RegistrationResult:
         return registration.run_stage(self.fixed, self.moving, matrix, center, stage, prepared_mask=self.mask)
 
 
@@ -247,8 +247,9 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models) 
     if refine:
         report("refinement")
         levels = [Level.of(fixed, moving, fixed_mask, stage["spacing_mm"]) for stage in REFINE_STAGES]
-        candidates = _distinct(screened, fixed_mask)[:REFINED]
-        candidates = [c for c in candidates if c["screened_mi"] - best["screened_mi"] <= REFINE_MARGIN * abs(best["screened_mi"])]
+        margin = REFINE_MARGIN * abs(best["screened_mi"])
+        candidates = [c for c in _distinct(screened, fixed_mask)[:REFINED]
+                      if c["screened_mi"] - best["screened_mi"] <= margin]
         for candidate in candidates:
             refined = candidate["matrix"]
             for level, stage in zip(levels, REFINE_STAGES):

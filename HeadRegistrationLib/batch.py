@@ -28,23 +28,24 @@ from .files import write_atomically
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def read_pairs(csv_path) -> list[dict]:
-    """Rows of a CSV with columns ``fixed,moving[,id]`` as dicts with absolute paths
-    (relative paths are taken from the CSV's folder) and unique, file-name-safe ids."""
+def read_pairs(csv_path, columns=("fixed", "moving")) -> list[dict]:
+    """Rows of a CSV with path ``columns`` (and an optional ``id``) as dicts with absolute
+    paths (relative paths are taken from the CSV's folder) and unique, file-name-safe ids."""
+    header = ",".join(columns) + "[,id]"
     csv_path = Path(csv_path)
     try:
         with open(csv_path, newline="") as handle:
             reader = csv.DictReader(handle)
             rows = list(reader)
-            columns = {name.strip() for name in reader.fieldnames or []}
+            found = {name.strip() for name in reader.fieldnames or []}
     except OSError as error:
         raise HeadRegError(f"cannot read {csv_path}: {error.strerror}") from None
     except (csv.Error, UnicodeDecodeError) as error:
         raise HeadRegError(f"{csv_path} is not a readable CSV file: {error}") from None
     if not rows:
-        raise HeadRegError(f"{csv_path} has no pairs (expected a header 'fixed,moving[,id]' and rows)")
-    if not {"fixed", "moving"} <= columns:
-        raise HeadRegError(f"{csv_path} must have the columns fixed,moving[,id]; it has {','.join(sorted(columns))}")
+        raise HeadRegError(f"{csv_path} has no pairs (expected a header '{header}' and rows)")
+    if not set(columns) <= found:
+        raise HeadRegError(f"{csv_path} must have the columns {header}; it has {','.join(sorted(found))}")
     pairs, seen = [], set()
     for number, row in enumerate(rows, start=1):
         pair_id = (row.get("id") or "").strip() or f"pair{number:04d}"
@@ -54,7 +55,7 @@ def read_pairs(csv_path) -> list[dict]:
             raise HeadRegError(f"{csv_path} row {number}: id {pair_id!r} is used twice")
         seen.add(pair_id)
         paths = {}
-        for column in ("fixed", "moving"):
+        for column in columns:
             value = (row.get(column) or "").strip()
             if not value:
                 raise HeadRegError(f"{csv_path} row {number}: the {column} column is empty")

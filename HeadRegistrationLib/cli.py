@@ -14,8 +14,8 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from . import (__version__, augmentation, autoregister, batch, dataset, geometry, groundtruth, modality, phantom, preprocessing, qa,
-               registration, synthesis, transform_io, volume_io)
+from . import (__version__, augmentation, autoregister, batch, dataset, evaluation, geometry, groundtruth, modality,
+               phantom, preprocessing, qa, registration, rire, symmetry, synthesis, transform_io, volume_io)
 from .errors import HeadRegError
 from .files import write_atomically, write_image
 
@@ -130,14 +130,16 @@ def command_demo(args) -> int:
     seconds = sum(result.seconds.values())
     transform_io.write_transform(result.matrix, outdir / "registered.tfm")
     qa.overlay_figure(mr, ct, result.matrix, outdir / "qa.png", "headreg demo: MR (grey) + CT (colour), registered")
-    record = autoregister.report(result, (outdir / "ct.nii.gz", outdir / "mr.nii.gz"), {"refine": True, "device": "auto"})
+    record = autoregister.report(result, (outdir / "ct.nii.gz", outdir / "mr.nii.gz"),
+                                 {"refine": True, "device": "auto"})
     write_atomically(outdir / "report.json", lambda p: Path(p).write_text(json.dumps(record, indent=2)))
     mr_labels = sitk.ReadImage(str(outdir / "mr_labels.nii.gz"))
     tre = geometry.mean_displacement_in_mask(result.matrix, truth, sitk.Cast(mr_labels > 0, sitk.sitkUInt8))
     print(f"registered in {seconds:.1f} s (roles found: {record['fixed']['path']} is the MR, "
           f"{record['moving']['path']} the CT): error against the truth {tre:.2f} mm mean over the head, "
           f"{geometry.rotation_error_deg(result.matrix, truth):.2f} deg; bone Dice "
-          f"{phantom.bone_dice(ct, mr_labels, result.matrix):.2f} (truth: {phantom.bone_dice(ct, mr_labels, truth):.2f})")
+          f"{phantom.bone_dice(ct, mr_labels, result.matrix):.2f} "
+          f"(truth: {phantom.bone_dice(ct, mr_labels, truth):.2f})")
     print(f"wrote {outdir}/registered.tfm, report.json and qa.png"
           + ("" if result.confident else "; LOW CONFIDENCE: " + "; ".join(result.warnings)))
     return 0
@@ -375,6 +377,101 @@ def command_register(args) -> int:
     return 0
 
 
+WHOLE_HEAD_GRIDS = {"ct_grid": {"size": (512, 512, 48), "spacing": (0.5, 0.5, 5.0)},
+                    "mr_grid": {"size": (256, 256, 120), "spacing": (1.0, 1.0, 2.0)}}
+
+
+def _phantom_cases(count: int, out: Path) -> Path:
+    """``count`` phantom pairs on whole-head grids, spread over the rotation bins (10-40 mm
+    apart), written under OUT/phantoms/, and their cases CSV."""
+    folder = out / "phantoms"
+    rows = []
+    for k in range(count):
+        lo, hi = evaluation.BINS[k % len(evaluation.BINS)]
+        rng = np.random.default_rng([k, 99])
+        case = folder / f"phantom-{k:03d}"
+        if not (case / "truth.tfm").exists():
+            case.mkdir(parents=True, exist_ok=True)
+            write_phantom(case, k, rng.uniform(lo, hi), rng.uniform(10, 40), WHOLE_HEAD_GRIDS["ct_grid"],
+                          WHOLE_HEAD_GRIDS["mr_grid"], False, True)
+        rows.append(f"{case.name}/ct.nii.gz,{case.name}/mr.nii.gz,{case.name}/truth.tfm,{case.name}")
+    write_atomically(folder / "cases.csv", lambda p: Path(p).write_text("a,b,truth,id\n" + "\n".join(rows) + "\n"))
+    return folder / "cases.csv"
+
+
+def _evaluate_case(case: dict, models, refine: bool) -> dict:
+    images = [volume_io.read_volume(case[key]) for key in ("a", "b")]
+    standard = None
+    if str(case["truth"]).lower().endswith(".standard"):
+        standard = rire.read_standard(case["truth"])
+        truth = standard.matrix
+    else:
+        truth = transform_io.read_transform(case["truth"])
+    began = time.perf_counter()
+    result = autoregister.register_volumes(*images, refine=refine, models=models)
+    seconds = time.perf_counter() - began
+    fixed, moving = images[result.fixed_index], images[1 - result.fixed_index]
+    head = symmetry.head_mask(fixed)
+    record = {"status": "ok", "fixed": str(case["ab"][result.fixed_index]), "seconds": seconds,
+              "initial_rotation_deg": geometry.rotation_error_deg(truth, np.eye(4)),
+              "bin": evaluation.rotation_bin(truth),
+              **evaluation.errors(head, truth, result.matrix, symmetry.symmetry_frame(fixed, head).center),
+              **evaluation.paper_metrics(fixed, moving, truth, result.matrix),
+              "confident": result.confident, "warnings": result.warnings,
+              "matrix_fixed_to_moving_lps": result.matrix.tolist()}
+    if standard is not None:
+        record["tre_rire_corners_mm"] = float(standard.target_registration_errors(result.matrix).mean())
+    return record
+
+
+def command_evaluate(args) -> int:
+    if (args.cases is None) == (args.phantoms is None):
+        raise HeadRegError("give a cases CSV (columns a,b,truth[,id]) or --phantoms N, not both")
+    args.out.mkdir(parents=True, exist_ok=True)
+    cases_csv = args.cases if args.cases is not None else _phantom_cases(args.phantoms, args.out)
+    cases = [{**row, "ab": (row["a"], row["b"])} for row in batch.read_pairs(cases_csv, ("a", "b", "truth"))]
+    models = autoregister.load_models()
+    records, failed = [], 0
+    (args.out / "cases").mkdir(exist_ok=True)
+    for case in tqdm(cases, desc="evaluate", unit="case", file=sys.stderr, disable=None):
+        path = args.out / "cases" / f"{case['id']}.json"
+        record = batch.read_json(path)
+        if not (record and record.get("status") == "ok"):
+            try:
+                record = _evaluate_case(case, models, not args.no_refine)
+            except HeadRegError as error:   # recorded; the other cases go on
+                record = {"status": "failed", "error": str(error)}
+                print(f"headreg evaluate: {case['id']}: error: {error}", file=sys.stderr)
+            record = {"id": case["id"], "a": str(case["a"]), "b": str(case["b"]), "truth": str(case["truth"]),
+                      **record}
+            batch.write_json(record, path)
+        if record["status"] == "ok":
+            records.append(record)
+        else:
+            failed += 1
+    columns = ["id", "a", "b", "fixed", "bin", "initial_rotation_deg", "tre_mean_mm", "tre_max_mm",
+               "rotation_error_deg", "translation_error_mm", "dsc", "jsc", "rp", "rs", "cms", "ssim", "seconds",
+               "confident"]
+    write_atomically(args.out / "results.csv", lambda p: _write_csv(p, columns, records))
+    table = evaluation.summary_table(records)
+    if table:
+        write_atomically(args.out / "summary.csv", lambda p: _write_csv(p, list(table[0]), table))
+        text = evaluation.markdown(table)
+        write_atomically(args.out / "summary.md", lambda p: Path(p).write_text(text + "\n"))
+        evaluation.plot(records, args.out / "tre.png")
+        print(text)
+    print(f"{len(records)} cases evaluated, {failed} failed; wrote {args.out}/results.csv, summary.md, summary.csv, "
+          f"tre.png")
+    return 1 if failed else 0
+
+
+def _write_csv(path, columns, rows) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="headreg",
@@ -486,6 +583,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resampled", type=Path, metavar="OUT", help="the moving volume resampled onto the fixed one")
     p.add_argument("--qa", type=Path, metavar="OUT.png", help="three-plane overlay of the result")
     p.set_defaults(run=command_register)
+
+    p = commands.add_parser("evaluate", help="register cases with known truth; paper metrics, TRE, success per bin",
+                            description="Register each case of CASES.csv (columns a,b,truth[,id]; truth an ITK "
+                                        "transform MR -> CT or a RIRE .standard file; paths relative to the CSV), or "
+                                        "N generated phantom pairs, and write per-case records, results.csv, "
+                                        "summary.md/.csv (per initial-rotation bin) and tre.png into OUT.")
+    p.add_argument("cases", type=Path, nargs="?", metavar="CASES.csv")
+    p.add_argument("--phantoms", type=int, metavar="N", help="generate N phantom pairs (whole-head grids)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--no-refine", action="store_true", help="evaluate without the MI refinement")
+    p.set_defaults(run=command_evaluate)
 
     p = commands.add_parser("modality", help="CT or MR, with its probability, for each volume",
                             description="Print one line per input: the path, CT or MR, and the probability of "

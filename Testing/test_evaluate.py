@@ -1,0 +1,53 @@
+"""`headreg evaluate` and the paper's metrics (equations 1-6) against known truth."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from HeadRegistrationLib import cli, evaluation, geometry, phantom, symmetry
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return phantom.make_phantom_pair(0)
+
+
+def test_the_paper_metrics_are_one_at_the_truth_and_drop_off_it(pair):
+    perfect = evaluation.paper_metrics(pair.mr, pair.ct, pair.truth, pair.truth)
+    assert all(value == pytest.approx(1.0) for value in perfect.values()), perfect
+    shifted = pair.truth @ geometry.translation_matrix((10.0, 0.0, 0.0))
+    off = evaluation.paper_metrics(pair.mr, pair.ct, pair.truth, shifted)
+    assert 0.5 < off["dsc"] < 0.99 and off["jsc"] < off["dsc"] and off["ssim"] < 0.99
+    assert off["cms"] == pytest.approx(off["dsc"])   # CMS is DSC by its definition
+    head = symmetry.head_mask(pair.mr)
+    measured = evaluation.errors(head, pair.truth, shifted, pair.rotation_center)
+    assert measured["tre_mean_mm"] == pytest.approx(10.0) and measured["rotation_error_deg"] == pytest.approx(0.0)
+
+
+def test_cases_fall_in_their_initial_rotation_bin():
+    center = (0.0, 0.0, 0.0)
+    for angle, expected in ((5, "0-15"), (15, "0-15"), (30, "15-45"), (60, "45-90"), (179, "90-180")):
+        truth = geometry.rigid_matrix(geometry.rotation_about_axis((0, 0, 1), angle), (3, 0, 0), center)
+        assert evaluation.rotation_bin(truth) == expected
+
+
+def test_evaluate_writes_tables_records_a_failure_and_resumes(tmp_path, capsys):
+    pytest.importorskip("torch")
+    cli.write_phantom(tmp_path / "p", 0, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
+    (tmp_path / "broken.nii.gz").write_bytes(b"not an image")
+    (tmp_path / "cases.csv").write_text("a,b,truth,id\np/ct.nii.gz,p/mr.nii.gz,p/truth.tfm,good\n"
+                                        "broken.nii.gz,p/mr.nii.gz,p/truth.tfm,bad\n")
+    out = tmp_path / "out"
+    assert cli.main(["evaluate", str(tmp_path / "cases.csv"), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "bad: error: cannot read" in captured.err
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["id"] for r in rows] == ["good"] and float(rows[0]["tre_mean_mm"]) < 2.0
+    assert rows[0]["fixed"].endswith("mr.nii.gz") and float(rows[0]["dsc"]) > 0.95
+    assert "| headreg | 0-15 | 1/1 |" in (out / "summary.md").read_text()
+    assert (out / "tre.png").stat().st_size > 5000 and (out / "summary.csv").exists()
+    first = (out / "cases" / "good.json").stat().st_mtime_ns
+    assert cli.main(["evaluate", str(tmp_path / "cases.csv"), "--out", str(out)]) == 1
+    assert (out / "cases" / "good.json").stat().st_mtime_ns == first   # done cases are not redone
+    assert np.isfinite(float(rows[0]["seconds"]))

@@ -26,7 +26,7 @@ from . import geometry
 
 SAME_SOLUTION_MM = 10.0   # two results closer than this (mean over the head) are one solution
 MIN_HEAD_DICE = 0.85
-MIN_MI_GAP = 0.03
+MIN_MI_GAP = 0.10
 
 
 def head_dice(fixed_mask: sitk.Image, moving_mask: sitk.Image, fixed_to_moving) -> float:

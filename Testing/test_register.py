@@ -145,3 +145,20 @@ def test_a_large_volume_is_averaged_down_in_the_same_physical_space():
 def test_roles_are_refused_when_a_modality_is_unknown():
     with pytest.raises(HeadRegError, match="second volume"):
         autoregister.assign_roles("MR", None, ("", "no finite voxel values"))
+
+
+def test_quality_flags_a_poor_overlap_and_a_close_runner_up(pair_files):
+    from HeadRegistrationLib import quality
+    mr = sitk.ReadImage(str(pair_files / "mr.nii.gz"))
+    head = symmetry.head_mask(mr, 4.0)
+    assert quality.head_dice(head, head, np.eye(4)) == pytest.approx(1.0)
+    shifted = geometry.translation_matrix((0.0, 40.0, 0.0))
+    assert quality.head_dice(head, head, shifted) < quality.MIN_HEAD_DICE
+    chosen = {"matrix": np.eye(4), "screened_mi": -0.50}
+    flipped = {"matrix": geometry.rigid_matrix(geometry.rotation_about_axis((0, 0, 1), 180), (0, 0, 0),
+                                               geometry.grid_center(mr)), "screened_mi": -0.49}
+    measured = quality.measure(np.eye(4), head, head, [chosen, flipped], chosen)
+    assert measured["runner_up_mi_gap"] == pytest.approx(0.02) and not measured["confident"]
+    assert any("different alignment" in w for w in measured["warnings"])
+    alone = quality.measure(np.eye(4), head, head, [chosen], chosen)
+    assert alone["runner_up_mi_gap"] is None and alone["confident"] and not alone["warnings"]

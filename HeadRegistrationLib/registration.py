@@ -85,7 +85,7 @@ def _euler(matrix, center) -> sitk.Euler3DTransform:
     return transform
 
 
-def _fixed_mask(fixed: sitk.Image, head_mask: sitk.Image | None) -> sitk.Image | None:
+def metric_mask(fixed: sitk.Image, head_mask: sitk.Image | None) -> sitk.Image | None:
     """The head mask, dilated by 6 mm so the head's outline counts, on the fixed grid."""
     if head_mask is None:
         return None
@@ -122,11 +122,6 @@ def _configure(method: sitk.ImageRegistrationMethod, stage: dict, fixed: sitk.Im
         method.SetOptimizerScalesFromPhysicalShift()
 
 
-def metric_mask(fixed: sitk.Image, head_mask: sitk.Image | None) -> sitk.Image | None:
-    """The mask the metric counts on ``fixed``'s grid: ``head_mask`` dilated by 6 mm."""
-    return _fixed_mask(fixed, head_mask)
-
-
 def run_stage(fixed: sitk.Image, moving: sitk.Image, initial, center, stage: dict,
               head_mask: sitk.Image | None = None, prepared_mask: sitk.Image | None = None) -> RegistrationResult:
     """One optimisation stage (see ``PRESETS``) from ``initial``: ``initial @ T_opt``.
@@ -135,7 +130,7 @@ def run_stage(fixed: sitk.Image, moving: sitk.Image, initial, center, stage: dic
     if stage["spacing_mm"]:
         fixed, moving = coarse_copy(fixed, stage["spacing_mm"]), coarse_copy(moving, stage["spacing_mm"])
     fixed_f, moving_f = _float(fixed), _float(moving)
-    mask = prepared_mask if prepared_mask is not None else _fixed_mask(fixed, head_mask)
+    mask = prepared_mask if prepared_mask is not None else metric_mask(fixed, head_mask)
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(stage["histogram_bins"])
     method.SetInterpolator(sitk.sitkLinear)
@@ -188,7 +183,7 @@ def mutual_information(fixed: sitk.Image, moving: sitk.Image, matrix, head_mask:
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(bins)
     method.SetInterpolator(sitk.sitkLinear)
-    mask = prepared_mask if prepared_mask is not None else _fixed_mask(fixed, head_mask)
+    mask = prepared_mask if prepared_mask is not None else metric_mask(fixed, head_mask)
     if mask is not None:
         method.SetMetricFixedMask(mask)
     method.SetInitialTransform(geometry.sitk_from_matrix(matrix), inPlace=False)

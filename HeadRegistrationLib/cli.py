@@ -140,8 +140,9 @@ def command_demo(args) -> int:
           f"{geometry.rotation_error_deg(result.matrix, truth):.2f} deg; bone Dice "
           f"{phantom.bone_dice(ct, mr_labels, result.matrix):.2f} "
           f"(truth: {phantom.bone_dice(ct, mr_labels, truth):.2f})")
-    print(f"wrote {outdir}/registered.tfm, report.json and qa.png"
-          + ("" if result.confident else "; LOW CONFIDENCE: " + "; ".join(result.warnings)))
+    print(f"wrote {outdir}/registered.tfm, report.json and qa.png")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -378,10 +378,6 @@ def command_register(args) -> int:
     return 0
 
 
-WHOLE_HEAD_GRIDS = {"ct_grid": {"size": (512, 512, 48), "spacing": (0.5, 0.5, 5.0)},
-                    "mr_grid": {"size": (256, 256, 120), "spacing": (1.0, 1.0, 2.0)}}
-
-
 def _phantom_cases(count: int, out: Path) -> Path:
     """``count`` phantom pairs on whole-head grids, spread over the rotation bins (10-40 mm
     apart), written under OUT/phantoms/, and their cases CSV."""
@@ -393,8 +389,8 @@ def _phantom_cases(count: int, out: Path) -> Path:
         case = folder / f"phantom-{k:03d}"
         if not (case / "truth.tfm").exists():
             case.mkdir(parents=True, exist_ok=True)
-            write_phantom(case, k, rng.uniform(lo, hi), rng.uniform(10, 40), WHOLE_HEAD_GRIDS["ct_grid"],
-                          WHOLE_HEAD_GRIDS["mr_grid"], False, True)
+            write_phantom(case, k, rng.uniform(lo, hi), rng.uniform(10, 40), phantom.WHOLE_HEAD_GRIDS["ct_grid"],
+                          phantom.WHOLE_HEAD_GRIDS["mr_grid"], False, True)
         rows.append(f"{case.name}/ct.nii.gz,{case.name}/mr.nii.gz,{case.name}/truth.tfm,{case.name}")
     write_atomically(folder / "cases.csv", lambda p: Path(p).write_text("a,b,truth,id\n" + "\n".join(rows) + "\n"))
     return folder / "cases.csv"

@@ -51,6 +51,8 @@ BONE_LABELS = (LABEL["cortical_bone"], LABEL["diploe"], LABEL["teeth"])
 
 CT_GRID = {"size": (512, 512, 29), "spacing": (0.653595, 0.653595, 4.0)}   # RIRE CT
 MR_GRID = {"size": (256, 256, 26), "spacing": (1.25, 1.25, 4.0)}           # RIRE MR T1
+WHOLE_HEAD_GRIDS = {"ct_grid": {"size": (512, 512, 48), "spacing": (0.5, 0.5, 5.0)},   # grids that hold the
+                    "mr_grid": {"size": (256, 256, 120), "spacing": (1.0, 1.0, 2.0)}}  # head at any turn
 
 STAGES = ("anatomy", "CT", "MR")
 _ANATOMY_BOUNDS = ((-92.0, 92.0), (-128.0, 104.0), (-175.0, 112.0))  # mm around the head centre

@@ -33,8 +33,7 @@ from HeadRegistrationLib import batch, geometry, groundtruth, phantom, symmetry
 
 BINS = ((0, 15), (15, 45), (45, 90), (90, 180))
 TEMPLATES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "templates"
-WHOLE_HEAD = {"ct_grid": {"size": (512, 512, 48), "spacing": (0.5, 0.5, 5.0)},
-              "mr_grid": {"size": (256, 256, 120), "spacing": (1.0, 1.0, 2.0)}}
+WHOLE_HEAD = phantom.WHOLE_HEAD_GRIDS
 
 
 def moved_copy(image: sitk.Image, fixed_to_moving: np.ndarray) -> sitk.Image:

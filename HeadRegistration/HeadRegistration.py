@@ -42,7 +42,7 @@ def _makeLibraryImportable() -> None:
 
 _makeLibraryImportable()
 
-from HeadRegistrationLib import geometry, slicer_volumes
+from HeadRegistrationLib import geometry, review, slicer_volumes, transform_io
 from HeadRegistrationLib.errors import HeadRegError
 
 logger = logging.getLogger(__name__)
@@ -59,9 +59,10 @@ def resourcesPath() -> str:
 
 
 # Python packages that registration needs beyond what Slicer ships: {import name: pip requirement}.
-# Empty today: the library registers with SimpleITK and numpy alone. When the learned model
-# arrives it will list "torch", which then comes through the PyTorch extension (EXTENSION_DEPENDS).
-REQUIRED_PACKAGES = {}
+# torch runs the learned modality classifier and registration network (without it the library
+# falls back to rules and warns); it comes through the PyTorch extension (EXTENSION_DEPENDS),
+# which installs the build for this computer's GPU, on the first click of Auto-register.
+REQUIRED_PACKAGES = {"torch": "torch>=2.1"}
 
 
 #
@@ -85,6 +86,11 @@ volume is CT and which is MR, takes the MR as fixed and the CT as moving, brings
 (symmetry frames of the head, learned prediction), refines the result with mutual information
 when <i>Refine</i> is on, and writes a linear transform that carries the CT onto the MR. The transform can be inspected and edited in the Transforms module.
 The detected roles and the quality measures are shown under the button.
+<br><br>
+<b>Ground-truth review</b>: compare two sets of results of the same pairs (a ground-truth
+batch folder and a folder of transforms for the same pair ids) blind, as A (top row of
+slice views) and B (bottom row) in random allocation; answer with A, B or S (both), saved
+at once to a CSV, with the percentages of the paper's radiologist study.
 <br><br>
 Method after Islam KT, Wijewickrema S, O'Leary S. A deep learning based framework for the
 registration of three dimensional multi-modal medical images of the head.
@@ -131,6 +137,8 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._dependenciesChecked = False
+        self.review = None          # the HeadRegistrationReview in progress
+        self._reviewShortcuts = []
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -146,22 +154,31 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.reviewStartButton.connect("clicked(bool)", self.onReviewStart)
+        for button, choice in REVIEW_BUTTONS.items():
+            getattr(self.ui, button).connect("clicked(bool)", lambda checked, c=choice: self.onReviewAnswer(c))
+        self._showReviewState()
 
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        self.closeReview()
         self.removeObservers()
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        if self.review is not None:
+            self._setReviewShortcuts(True)
 
     def exit(self) -> None:
+        self._setReviewShortcuts(False)  # the review stays open; its keys work only in this module
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
 
     def onSceneStartClose(self, caller, event) -> None:
+        self.closeReview()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -228,6 +245,67 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if refused is not None:
             self.ui.resultsLabel.text = f"Not registered: {refused}"
             slicer.util.errorDisplay(f"Head registration was not done:\n{refused}", windowTitle="Head Registration")
+
+    # ------------------------------------------------------------ ground-truth review
+
+    def onReviewStart(self) -> None:
+        """Open the two folders and show the first unanswered pair. The answers file defaults
+        to review-answers.csv in the ground-truth folder; an existing one is resumed."""
+        self.closeReview()
+        first = self.ui.reviewFirstFolderButton.directory
+        second = self.ui.reviewSecondFolderButton.directory
+        answers = self.ui.reviewAnswersPathLineEdit.currentPath or os.path.join(first, "review-answers.csv")
+        try:
+            self.review = HeadRegistrationReview(first, second, answers)
+        except HeadRegError as error:
+            slicer.util.errorDisplay(f"The review cannot start:\n{error}", windowTitle="Head Registration")
+            return
+        self.ui.reviewAnswersPathLineEdit.currentPath = answers
+        self._setReviewShortcuts(True)
+        self._showNextReviewPair()
+
+    def onReviewAnswer(self, choice: str) -> None:
+        if self.review is None or self.review.current is None:
+            return
+        with slicer.util.tryWithErrorDisplay("The answer could not be saved.", waitCursor=True):
+            self.review.answer(choice)
+            self._showNextReviewPair()
+
+    def _showNextReviewPair(self) -> None:
+        with slicer.util.tryWithErrorDisplay("The next pair could not be shown.", waitCursor=True):
+            self.review.showNext()
+        self._showReviewState()
+        if self.review.current is None:
+            self.closeReview()
+
+    def _showReviewState(self) -> None:
+        reviewing = self.review is not None and self.review.current is not None
+        for button in REVIEW_BUTTONS:
+            getattr(self.ui, button).enabled = reviewing
+        if self.review is not None:
+            self.ui.reviewProgressLabel.text = self.review.progressText()
+            self.ui.reviewSummaryLabel.text = self.review.summaryText()
+
+    def closeReview(self) -> None:
+        """End the review on screen (its answers are saved already): remove its nodes, give
+        back the layout and the keys."""
+        self._setReviewShortcuts(False)
+        if self.review is not None:
+            self.review.close(slicer.mrmlScene)
+            self.review = None
+        self._showReviewState()
+
+    def _setReviewShortcuts(self, on: bool) -> None:
+        """Keys A, B and S answer "A", "B" and "Both" while a review is open in this module."""
+        for shortcut in self._reviewShortcuts:
+            shortcut.disconnect("activated()")
+            shortcut.setParent(None)
+        self._reviewShortcuts = []
+        if on:
+            for key, choice in REVIEW_KEYS.items():
+                shortcut = qt.QShortcut(qt.QKeySequence(key), slicer.util.mainWindow())
+                shortcut.connect("activated()", lambda c=choice: self.onReviewAnswer(c))
+                self._reviewShortcuts.append(shortcut)
 
 
 #
@@ -361,6 +439,43 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
                                          foregroundOpacity=0.5, fit=True)
         return True
 
+    # ------------------------------------------------------------ ground-truth review
+
+    def showReviewPair(self, fixedVolume, movingVolumes: dict, matrices: dict) -> list:
+        """Show a pair as results "A" (top row of the review layout) and "B" (bottom row):
+        the fixed volume as background in all six views and ``movingVolumes["A"]`` /
+        ``["B"]`` (two nodes of the same moving volume) as foreground, each under a new
+        transform node made from ``matrices["A"]`` / ``["B"]`` (fixed->moving, LPS). The views
+        are linked, so they move together. Returns the transform nodes created."""
+        scene = fixedVolume.GetScene()
+        layoutNode = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+        if layoutNode is None:
+            raise HeadRegError("the scene has no layout node: the review needs Slicer's slice views")
+        if not layoutNode.IsLayoutDescription(REVIEW_LAYOUT_ID):
+            layoutNode.AddLayoutDescription(REVIEW_LAYOUT_ID, reviewLayoutDescription())
+        transforms = []
+        for result in ("A", "B"):
+            transform = self.writeTransformNode(matrices[result], None, fixedVolume, movingVolumes[result])
+            transform.SetName(scene.GenerateUniqueName(f"Review result {result}"))
+            transforms.append(transform)
+        layoutNode.SetViewArrangement(REVIEW_LAYOUT_ID)
+        composites = {node.GetLayoutName(): node for node in
+                      (scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+                       for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")))}
+        for result, views in REVIEW_VIEWS.items():
+            for view in views:
+                if view not in composites:
+                    raise HeadRegError(f"the review layout's slice view {view} was not created")
+                composite = composites[view]
+                composite.SetBackgroundVolumeID(fixedVolume.GetID())
+                composite.SetForegroundVolumeID(movingVolumes[result].GetID())
+                composite.SetForegroundOpacity(0.5)
+                composite.SetLinkedControl(True)
+        app = getattr(slicer, "app", None)
+        if app is not None and app.layoutManager() is not None:
+            slicer.util.resetSliceViews()
+        return transforms
+
     def describe(self, output: HeadRegistrationOutput) -> str:
         """Roles, modality confidence, quality and warnings as text for the results label
         (``modalities`` are in input order, like ``fixed_index``)."""
@@ -413,6 +528,134 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
 
 
 #
+# Ground-truth review (the paper's radiologist study)
+#
+
+REVIEW_BUTTONS = {"reviewAButton": "A", "reviewBButton": "B", "reviewBothButton": "Both"}
+REVIEW_KEYS = {"A": "A", "B": "B", "S": "Both"}
+REVIEW_LAYOUT_ID = 50201  # a custom layout id (Slicer's own layouts are below 100)
+REVIEW_VIEWS = {"A": ("HeadRegReviewA1", "HeadRegReviewA2", "HeadRegReviewA3"),
+                "B": ("HeadRegReviewB1", "HeadRegReviewB2", "HeadRegReviewB3")}
+REVIEW_ORIENTATIONS = (("Axial", "#F34A33"), ("Sagittal", "#EDD54C"), ("Coronal", "#6EB04B"))
+
+
+def reviewLayoutDescription() -> str:
+    """Slicer layout XML: results A on the top row and B on the bottom row, each as axial,
+    sagittal and coronal slice views labelled "A" or "B"."""
+    rows = []
+    for result, views in REVIEW_VIEWS.items():
+        items = "".join(
+            f'<item><view class="vtkMRMLSliceNode" singletontag="{view}">'
+            f'<property name="orientation" action="default">{orientation}</property>'
+            f'<property name="viewlabel" action="default">{result}</property>'
+            f'<property name="viewcolor" action="default">{color}</property>'
+            f'<property name="viewgroup" action="default">0</property></view></item>'
+            for view, (orientation, color) in zip(views, REVIEW_ORIENTATIONS))
+        rows.append(f'<item><layout type="horizontal">{items}</layout></item>')
+    return f'<layout type="vertical">{"".join(rows)}</layout>'
+
+
+def loadVolumeHidden(path: str, name: str):
+    """Load a volume file into slicer.mrmlScene without showing it."""
+    return slicer.util.loadVolume(path, properties={"name": name, "show": False})
+
+
+class HeadRegistrationReview:
+    """A blind A/B review in progress (library: ``HeadRegistrationLib.review``): the pairs of
+    a ground-truth batch folder and of a second folder of transforms, shown one at a time
+    in random allocation, the answers saved after each click (so a review resumes), and
+    the nodes of the pair on screen (removed when the next pair comes)."""
+
+    def __init__(self, firstFolder, secondFolder, answersPath, seed=0, loadVolume=loadVolumeHidden):
+        self.pairs = review.review_order(review.find_pairs(firstFolder, secondFolder), seed)
+        self.labels = review.folder_labels(firstFolder, secondFolder)
+        self.answersPath, self.seed, self.loadVolume = str(answersPath), seed, loadVolume
+        self.answers = review.read_answers(self.answersPath)
+        for row in self.answers.values():
+            if {row["shown_as_a"], row["shown_as_b"]} != set(self.labels):
+                raise HeadRegError(f"{self.answersPath} holds answers of a review of "
+                                   f"{row['shown_as_a']} and {row['shown_as_b']}, not of "
+                                   f"{self.labels[0]} and {self.labels[1]}: choose another answers file")
+        self.current = None
+        self.nodes = []
+        self.problems = {}  # pair id: why it could not be shown
+        self.logic = HeadRegistrationLogic()
+        self.layoutBefore = None  # the layout to restore when the review closes
+
+    def showNext(self):
+        """Show the next unanswered pair and return it, or None when all are answered. A pair
+        that cannot be shown (a missing or unreadable file) is skipped for this session and
+        named in ``problems``; the review goes on."""
+        self.clear()
+        while True:
+            pair = review.next_pair([p for p in self.pairs if p.id not in self.problems], self.answers)
+            if pair is None:
+                return None
+            try:
+                self._show(pair)
+            except Exception as error:  # any reader's failure: skip the pair, keep the review going
+                self.clear()
+                self.problems[pair.id] = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+                logger.warning(f"review: pair {pair.id} skipped: {self.problems[pair.id]}")
+                continue
+            self.current = pair
+            return pair
+
+    def _show(self, pair) -> None:
+        matrices = [transform_io.read_transform(path) for path in pair.transforms]
+        if not review.first_is_a(pair.id, self.seed):
+            matrices.reverse()
+        fixed = self.loadVolume(str(pair.fixed), f"{pair.id} fixed")
+        self.nodes.append(fixed)
+        layoutNode = fixed.GetScene().GetFirstNodeByClass("vtkMRMLLayoutNode")
+        if self.layoutBefore is None and layoutNode is not None:
+            self.layoutBefore = layoutNode.GetViewArrangement()
+        moving = {}
+        for result in ("A", "B"):
+            moving[result] = self.loadVolume(str(pair.moving), f"{pair.id} moving {result}")
+            self.nodes.append(moving[result])
+        self.nodes.extend(self.logic.showReviewPair(fixed, moving, dict(zip(("A", "B"), matrices))))
+
+    def answer(self, choice: str) -> None:
+        """Save "A", "B" or "Both" for the pair on screen."""
+        if self.current is None:
+            raise HeadRegError("no pair is being reviewed")
+        self.answers = review.record_answer(self.answersPath, self.answers, self.current, self.labels, choice,
+                                            self.seed)
+
+    def progressText(self) -> str:
+        answered = sum(pair.id in self.answers for pair in self.pairs)
+        lines = [f"{answered} of {len(self.pairs)} pairs answered"
+                 + (f"; showing {self.current.id}: top row A, bottom row B" if self.current else "")]
+        lines.extend(f"Skipped {pairId}: {reason}" for pairId, reason in self.problems.items())
+        return "\n".join(lines)
+
+    def summaryText(self) -> str:
+        return review.summary_text(self.answers, self.labels)
+
+    def clear(self) -> None:
+        """Remove the nodes of the pair on screen (volumes loaded for it, its transforms)."""
+        for node in self.nodes:
+            scene = node.GetScene()
+            if scene is None:
+                continue
+            for helper in (getattr(node, "GetDisplayNode", None), getattr(node, "GetStorageNode", None)):
+                if helper is not None and helper() is not None:
+                    scene.RemoveNode(helper())
+            scene.RemoveNode(node)
+        self.nodes = []
+        self.current = None
+
+    def close(self, scene) -> None:
+        """Remove the pair on screen and give ``scene`` its layout from before the review."""
+        self.clear()
+        layoutNode = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+        if self.layoutBefore is not None and layoutNode is not None:
+            layoutNode.SetViewArrangement(self.layoutBefore)
+        self.layoutBefore = None
+
+
+#
 # HeadRegistrationTest
 #
 
@@ -432,6 +675,8 @@ class HeadRegistrationTest(ScriptedLoadableModuleTest):
         self.test_TransformNodeCarriesMovingOntoFixed()
         self.setUp()
         self.test_AutoRegisterPhantom()
+        self.setUp()
+        self.test_ReviewPhantom()
 
     def _addPhantomVolumes(self):
         """The phantom's MR and CT as volume nodes, and the phantom (truth and labels)."""
@@ -498,4 +743,44 @@ class HeadRegistrationTest(ScriptedLoadableModuleTest):
         error = np.linalg.norm(self._labelCentroidRas(ct, pair.ct_labels, WHITE_MATTER)
                                - self._labelCentroidRas(mr, pair.mr_labels, WHITE_MATTER))
         self.assertLess(error, 2.0)
+        self.delayDisplay("Test passed")
+
+    def test_ReviewPhantom(self):
+        """The ground-truth review shows the phantom's truth and the identity as A and B in the
+        review layout, saves an answer and resumes from it."""
+        import json
+        import tempfile
+
+        import SimpleITK as sitk
+
+        from HeadRegistrationLib import phantom
+
+        self.delayDisplay("Reviewing the phantom's truth against the identity")
+        pair = phantom.make_phantom_pair(seed=3, rotation_deg=12.0, translation_mm=8.0,
+                                         ct_grid=TEST_CT_GRID, mr_grid=TEST_MR_GRID)
+        with tempfile.TemporaryDirectory() as folder:
+            truthFolder, identityFolder = os.path.join(folder, "truth"), os.path.join(folder, "identity")
+            os.makedirs(truthFolder)
+            os.makedirs(identityFolder)
+            paths = {name: os.path.join(folder, f"{name}.nii.gz") for name in ("mr", "ct")}
+            sitk.WriteImage(pair.mr, paths["mr"])
+            sitk.WriteImage(pair.ct, paths["ct"])
+            with open(os.path.join(truthFolder, "phantom.json"), "w") as record:
+                json.dump({"id": "phantom", "fixed": paths["mr"], "moving": paths["ct"], "status": "ok"}, record)
+            transform_io.write_transform(pair.truth, os.path.join(truthFolder, "phantom.tfm"))
+            transform_io.write_transform(np.eye(4), os.path.join(identityFolder, "phantom.tfm"))
+            answers = os.path.join(folder, "answers.csv")
+
+            session = HeadRegistrationReview(truthFolder, identityFolder, answers)
+            shown = session.showNext()
+            self.assertEqual(shown.id, "phantom")
+            layoutNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+            self.assertEqual(layoutNode.GetViewArrangement(), REVIEW_LAYOUT_ID)
+            truthShownAs = "A" if review.first_is_a("phantom") else "B"
+            session.answer(truthShownAs)
+            self.assertIsNone(session.showNext())
+            session.close(slicer.mrmlScene)
+            saved = review.read_answers(answers)
+            self.assertEqual(saved["phantom"]["preferred"], "truth")
+            self.assertIsNone(HeadRegistrationReview(truthFolder, identityFolder, answers).showNext())
         self.delayDisplay("Test passed")

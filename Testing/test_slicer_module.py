@@ -7,6 +7,7 @@ module's pure path (arrayFromVolume + IJKToRAS) is the one tested.
 """
 
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -338,8 +339,12 @@ def test_ui_has_every_widget_and_binding_the_module_uses(hr):
     widgets = {w.get("name"): w for w in tree.iter("widget")}
     assert tree.getroot().find("widget").get("class") == "qMRMLWidget"
 
-    used = set(re.findall(r"self\.ui\.(\w+)", MODULE_PATH.read_text()))
-    expected = {"applyButton": "QPushButton", "resultsLabel": "QLabel"}
+    source = MODULE_PATH.read_text()
+    used = set(re.findall(r"self\.ui\.(\w+)", source)) | set(hr.REVIEW_BUTTONS)
+    expected = {"applyButton": "QPushButton", "resultsLabel": "QLabel", "reviewStartButton": "QPushButton",
+                "reviewFirstFolderButton": "ctkDirectoryButton", "reviewSecondFolderButton": "ctkDirectoryButton",
+                "reviewAnswersPathLineEdit": "ctkPathLineEdit", "reviewProgressLabel": "QLabel",
+                "reviewSummaryLabel": "QLabel", **{button: "QPushButton" for button in hr.REVIEW_BUTTONS}}
     assert used == set(expected)
     for name, cls in expected.items():
         assert widgets[name].get("class") == cls
@@ -398,14 +403,33 @@ def test_module_description_and_resources(hr, tmp_path):
 
 def test_dependencies_are_only_installed_on_request(hr, monkeypatch):
     logic = hr.HeadRegistrationLogic()
-    assert hr.REQUIRED_PACKAGES == {}  # the registration needs no torch yet
-    assert logic.missingDependencies() == [] and logic.installDependencies() == []
+    assert hr.REQUIRED_PACKAGES == {"torch": "torch>=2.1"}  # as pyproject's "learn" extra
+    assert logic.missingDependencies() == [] and logic.installDependencies() == []  # torch is here
     installed = []
     monkeypatch.setattr(slicer.util, "pip_install", installed.append)
-    monkeypatch.setitem(hr.REQUIRED_PACKAGES, "numpy", "numpy")
     monkeypatch.setitem(hr.REQUIRED_PACKAGES, "headreg_no_such_package", "headreg-no-such-package>=1")
     assert logic.installDependencies() == ["headreg-no-such-package>=1"]
     assert installed == ["headreg-no-such-package>=1"]
+
+    # A missing torch comes through the PyTorch extension when it is there, pip otherwise.
+    monkeypatch.setattr(hr, "REQUIRED_PACKAGES", {"headreg_no_such_torch": "torch>=2.1"})
+    asked = []
+
+    class PyTorchUtilsLogic:
+        def installTorch(self, askConfirmation, torchVersionRequirement=None):
+            asked.append(torchVersionRequirement)
+            return result
+
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", types.SimpleNamespace(PyTorchUtilsLogic=PyTorchUtilsLogic))
+    result = types.SimpleNamespace(__version__="2.13.0")
+    assert logic.installDependencies() == ["torch>=2.1"] and asked == [">=2.1"]
+    result = None  # the user declined
+    with pytest.raises(HeadRegError, match="PyTorch is needed"):
+        logic.installDependencies()
+    monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # the extension is absent
+    installed.clear()
+    logic.installDependencies()
+    assert installed == ["torch>=2.1"]
 
 
 # ---------------------------------------------------------------- 5. process()
@@ -478,5 +502,144 @@ def test_process_refusal_leaves_no_node_and_no_changed_voxels(hr, pair_files):
 
 
 @needs_autoregister
-def test_module_self_test_runs_completely(hr):
+def test_module_self_test_runs_completely(hr, monkeypatch):
+    """runTest as Slicer runs it; the application's parts that slicer-core lacks are given
+    to slicer.mrmlScene: the layout logic, orientation presets, one slice composite node per
+    review view, and loadVolume through Slicer's storage node."""
+    scene = slicer.mrmlScene
+    slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene)
+    layout_logic = slicer.vtkMRMLLayoutLogic()
+    layout_logic.SetMRMLScene(scene)
+    for view in [v for views in hr.REVIEW_VIEWS.values() for v in views]:
+        composite = slicer.vtkMRMLSliceCompositeNode()
+        composite.SetLayoutName(view)
+        composite.SetSingletonTag(view)  # survives scene.Clear(), like Slicer's own
+        scene.AddNode(composite)
+    monkeypatch.setattr(slicer.util, "loadVolume",
+                        lambda path, properties=None: load_volume_or_raise(scene, path), raising=False)
     hr.HeadRegistrationTest().runTest()
+
+
+# ---------------------------------------------------------------- 6. ground-truth review
+
+def load_volume_or_raise(scene, path):
+    """Load like slicer.util.loadVolume: the node, or RuntimeError and nothing left behind."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", Path(path).name.split(".")[0])
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(path))
+    if not storage.ReadData(node):
+        scene.RemoveNode(node)
+        scene.RemoveNode(storage)
+        raise RuntimeError(f"Failed to load volume: {path}")
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    return node
+
+
+def review_scene():
+    """A scene with what Slicer's application gives it: a layout node (vtkMRMLLayoutLogic)
+    and the slice orientation presets; slice composite nodes for the review views are added
+    as vtkMRMLSliceLogic adds one per slice view."""
+    scene = slicer.vtkMRMLScene()
+    slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene)
+    layout_logic = slicer.vtkMRMLLayoutLogic()
+    layout_logic.SetMRMLScene(scene)
+    return scene, layout_logic
+
+
+def add_composite_nodes(scene, views):
+    for view in views:
+        composite = scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")
+        composite.SetLayoutName(view)
+
+
+@pytest.fixture
+def review_folders(pair, pair_files, tmp_path):
+    """A ground-truth batch of three pairs (the phantom's truth; one pair's moving file is
+    missing) and a second folder with the identity for each."""
+    first, second = tmp_path / "with-symmetry", tmp_path / "without-symmetry"
+    first.mkdir()
+    second.mkdir()
+    mr_path, ct_path = pair_files
+    for pair_id, moving in (("p1", ct_path), ("p2", ct_path), ("gone", tmp_path / "missing.nii.gz")):
+        (first / f"{pair_id}.json").write_text(json.dumps(
+            {"id": pair_id, "fixed": str(mr_path), "moving": str(moving), "status": "ok"}))
+        transform_io.write_transform(pair.truth, first / f"{pair_id}.tfm")
+        transform_io.write_transform(np.eye(4), second / f"{pair_id}.tfm")
+    return first, second
+
+
+def test_review_layout_is_two_rows_of_three_labelled_views(hr):
+    scene, _ = review_scene()
+    layout = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+    layout.AddLayoutDescription(hr.REVIEW_LAYOUT_ID, hr.reviewLayoutDescription())
+    layout.SetViewArrangement(hr.REVIEW_LAYOUT_ID)
+    for result, views in hr.REVIEW_VIEWS.items():
+        for view, (orientation, _) in zip(views, hr.REVIEW_ORIENTATIONS):
+            slice_node = scene.GetSingletonNode(view, "vtkMRMLSliceNode")
+            assert slice_node is not None, view
+            assert slice_node.GetLayoutLabel() == result and slice_node.GetOrientation() == orientation
+
+
+def test_review_shows_each_pair_as_a_and_b_and_saves_answers(hr, pair, review_folders, tmp_path):
+    first, second = review_folders
+    scene, _ = review_scene()
+    add_composite_nodes(scene, [v for views in hr.REVIEW_VIEWS.values() for v in views])
+    layout = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
+    layout.SetViewArrangement(layout.SlicerLayoutFourUpView)
+    nodes_before = scene.GetNumberOfNodes()
+    answers_path = tmp_path / "answers.csv"
+    session = hr.HeadRegistrationReview(first, second, answers_path,
+                                        loadVolume=lambda path, name: load_volume_or_raise(scene, path))
+
+    shown = session.showNext()
+    assert shown is not None and shown.id != "gone"
+    assert layout.GetViewArrangement() == hr.REVIEW_LAYOUT_ID
+    fixed, moving_a, moving_b = session.nodes[:3]
+    expected = {"A": pair.truth, "B": np.eye(4)} if hr.review.first_is_a(shown.id) else \
+        {"A": np.eye(4), "B": pair.truth}
+    for result, moving in (("A", moving_a), ("B", moving_b)):
+        np.testing.assert_allclose(to_parent(moving.GetParentTransformNode()),
+                                   geometry.slicer_to_parent_ras(expected[result]), atol=1e-6)
+        for view in hr.REVIEW_VIEWS[result]:
+            composite = next(scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+                             for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))
+                             if scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode").GetLayoutName() == view)
+            assert composite.GetBackgroundVolumeID() == fixed.GetID()
+            assert composite.GetForegroundVolumeID() == moving.GetID()
+            assert composite.GetForegroundOpacity() == 0.5 and composite.GetLinkedControl()
+
+    session.answer("A")
+    second_pair = session.showNext()
+    assert second_pair.id not in (shown.id, "gone")
+    assert len(session.nodes) == 5  # the first pair's volumes and transforms are gone
+    assert "Skipped gone: Failed to load volume" in session.progressText()
+    session.answer("Both")
+    assert session.showNext() is None
+    assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == 0
+    session.close(scene)
+    assert layout.GetViewArrangement() == layout.SlicerLayoutFourUpView
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == 0
+    # Nothing left of the pairs: only the review layout's six slice nodes were added.
+    assert scene.GetNumberOfNodes() == nodes_before + 6
+
+    answers = hr.review.read_answers(answers_path)
+    assert set(answers) == {"p1", "p2"} and answers[second_pair.id]["preferred"] == "both"
+    labels = ("with-symmetry", "without-symmetry")
+    assert answers[shown.id]["preferred"] == labels[0 if hr.review.first_is_a(shown.id) else 1]
+    assert "both equally good: 1 of 2 (50.0 %)" in session.summaryText()
+
+    # A new session on the same answers resumes: nothing left but the broken pair.
+    resumed = hr.HeadRegistrationReview(first, second, answers_path,
+                                        loadVolume=lambda path, name: load_volume_or_raise(scene, path))
+    assert resumed.showNext() is None and "gone" in resumed.problems
+    with pytest.raises(HeadRegError, match="no pair is being reviewed"):
+        resumed.answer("A")
+
+
+def test_review_refuses_an_answers_file_of_another_review(hr, review_folders, tmp_path):
+    first, second = review_folders
+    answers_path = tmp_path / "answers.csv"
+    pairs = hr.review.find_pairs(first, second)
+    hr.review.record_answer(answers_path, {}, pairs[0], ("x", "y"), "A")
+    with pytest.raises(HeadRegError, match="not of with-symmetry and without-symmetry"):
+        hr.HeadRegistrationReview(first, second, answers_path)

@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -137,6 +138,7 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._dependenciesChecked = False
+        self._stage = ""            # the registration's current stage, for the status bar
         self.review = None          # the HeadRegistrationReview in progress
         self._reviewShortcuts = []
 
@@ -218,8 +220,11 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.applyButton.toolTip = "Select two different volumes"
             self.ui.applyButton.enabled = False
 
-    def _showProgress(self, stage, *args) -> None:
-        slicer.util.showStatusMessage(f"Head registration: {stage}")
+    def _noteStage(self, stage) -> None:
+        self._stage = stage  # called on the registration's worker thread: no Qt here
+
+    def _keepAlive(self) -> None:
+        slicer.util.showStatusMessage(f"Head registration: {self._stage}")
         slicer.app.processEvents()
 
     def onApplyButton(self) -> None:
@@ -227,6 +232,8 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         unexpected the error dialog with details."""
         p = self._parameterNode
         self.ui.resultsLabel.text = ""
+        self.ui.applyButton.enabled = False  # the GUI stays alive meanwhile: no second click
+        self._stage = "starting"
         refused = None
         with slicer.util.tryWithErrorDisplay("Head registration failed unexpectedly.", waitCursor=True):
             try:
@@ -235,13 +242,15 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     self._dependenciesChecked = True
                 output = self.logic.process(p.volumeA, p.volumeB, p.outputTransform, refine=p.refine,
                                             device=p.device, applyTransform=p.applyTransform,
-                                            showOverlay=p.showOverlay, progress=self._showProgress)
+                                            showOverlay=p.showOverlay, progress=self._noteStage,
+                                            whileWaiting=self._keepAlive)
             except HeadRegError as error:
                 refused = error
             else:
                 p.outputTransform = output.outputTransform
                 self.ui.resultsLabel.text = self.logic.describe(output)
         slicer.util.showStatusMessage("")
+        self._checkCanApply()
         if refused is not None:
             self.ui.resultsLabel.text = f"Not registered: {refused}"
             slicer.util.errorDisplay(f"Head registration was not done:\n{refused}", windowTitle="Head Registration")
@@ -368,7 +377,7 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
     # ------------------------------------------------------------ registration
 
     def process(self, volumeA, volumeB, outputTransform=None, refine=True, device="auto",
-                applyTransform=True, showOverlay=True, progress=None) -> HeadRegistrationOutput:
+                applyTransform=True, showOverlay=True, progress=None, whileWaiting=None) -> HeadRegistrationOutput:
         """Register two head volumes given in any order: the library decides which is the MR
         (fixed) and which the CT (moving).
 
@@ -379,13 +388,19 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
         is neither used nor kept: the method needs no starting point). The output node is
         created or changed only after the registration succeeded; input voxels are never
         changed. Raises ``HeadRegError`` with a message for the user on bad input.
+
+        With ``whileWaiting`` (the Widget passes one that shows the stage and processes Qt
+        events) the registration runs on a worker thread while ``whileWaiting()`` is called
+        on this one every 50 ms, so Slicer stays alive; ``progress(stage)`` is then called on
+        the worker thread and must not touch Qt. Everything else stays on this thread.
         """
         self._checkInputs(volumeA, volumeB)
         # Imported on first use, never when Slicer loads the module.
         from HeadRegistrationLib import autoregister
 
         imageA, imageB = self.imageFromVolumeNode(volumeA), self.imageFromVolumeNode(volumeB)
-        result = autoregister.register_volumes(imageA, imageB, refine=refine, device=device, progress=progress)
+        result = self._whileWaiting(whileWaiting, autoregister.register_volumes, imageA, imageB, refine=refine,
+                                    device=device, progress=progress)
         fixed, moving = (volumeA, volumeB) if result.fixed_index == 0 else (volumeB, volumeA)
         node = self.writeTransformNode(result.matrix, outputTransform, fixed, moving, applyTransform)
         if showOverlay:
@@ -393,6 +408,29 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
         for warning in result.warnings:
             logger.warning(warning)
         return HeadRegistrationOutput(result, fixed, moving, node)
+
+    @staticmethod
+    def _whileWaiting(whileWaiting, function, *args, **kwargs):
+        """``function(*args, **kwargs)``; with ``whileWaiting``, on a worker thread while
+        ``whileWaiting()`` runs here every 50 ms. Its exception, if any, is raised here."""
+        if whileWaiting is None:
+            return function(*args, **kwargs)
+        outcome = {}
+
+        def work():
+            try:
+                outcome["result"] = function(*args, **kwargs)
+            except BaseException as error:  # handed to the calling thread below
+                outcome["error"] = error
+
+        worker = threading.Thread(target=work, name="HeadRegistration", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            whileWaiting()
+            worker.join(0.05)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
     def writeTransformNode(self, matrix, outputTransform, fixedVolume, movingVolume, applyTransform=True):
         """Store the fixed->moving LPS matrix ``matrix`` (between the two volumes' own

@@ -18,6 +18,7 @@ registration process"; DESIGN.md, "Data flow of one registration").
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -35,7 +36,8 @@ NETWORK_STARTS = 3        # best-ranked starts the learned prediction corrects
 REFINED = 2               # distinct screened results that get the full refinement...
 REFINE_MARGIN = 0.05      # ...when within this relative MI of the best
 SCREEN_STAGE = {**registration.PRESETS["accurate"]["stages"][0], "spacing_mm": None}   # (1+1)-EO, 300 iterations
-REFINE_STAGES = (   # gradient descent on 3 mm copies, then on the images themselves (50 000 samples)
+REFINE_STAGES = (   # gradient descent on 3 mm copies, then on the fixed image itself (50 000 samples;
+                    # the moving image averaged down to about the fixed spacing, no_finer_than)
     {"optimizer": "gradient_descent", "spacing_mm": 3.0, "shrink_factors": [1], "smoothing_mm": [0.0],
      "iterations": 100, "learning_rate": 2.0, "minimum_step": 1e-2, "relaxation": 0.6,
      "spatial_samples": None, "histogram_bins": 40},
@@ -129,6 +131,23 @@ def axis_turns(fixed_center, moving_center) -> list[np.ndarray]:
     return [geometry.rigid_matrix(p, offset, fixed_center) for p in symmetry.AXIS_PERMUTATIONS]
 
 
+class Pool:
+    """Runs independent ITK work (one MI, one optimisation) side by side on ``workers``
+    Python threads; SimpleITK releases the GIL while ITK runs. Each task runs ITK on one
+    thread, and results come back in the order of the items, so the outcome does not depend
+    on the number of workers (unlike ITK's own multi-threaded sums)."""
+
+    def __init__(self, workers: int):
+        self.workers = max(1, int(workers))
+
+    def map(self, function, items) -> list:
+        items = list(items)
+        if self.workers == 1 or len(items) < 2:
+            return [function(item) for item in items]
+        with ThreadPoolExecutor(min(self.workers, len(items))) as executor:
+            return list(executor.map(function, items))
+
+
 @dataclass
 class Level:
     """Both images at one resolution, with the fixed head's metric mask on that grid."""
@@ -137,9 +156,11 @@ class Level:
     mask: sitk.Image
 
     @classmethod
-    def of(cls, fixed: sitk.Image, moving: sitk.Image, fixed_head: sitk.Image, spacing_mm: float | None):
+    def of(cls, fixed: sitk.Image, moving: sitk.Image, fixed_head: sitk.Image, spacing_mm: float | None,
+           pool: Pool | None = None):
         if spacing_mm:
-            fixed, moving = registration.coarse_copy(fixed, spacing_mm), registration.coarse_copy(moving, spacing_mm)
+            fixed, moving = (pool or Pool(1)).map(lambda image: registration.coarse_copy(image, spacing_mm),
+                                                  (fixed, moving))
         return cls(fixed, moving, registration.metric_mask(fixed, fixed_head))
 
     def mi(self, matrix) -> float:
@@ -158,11 +179,12 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
 
     ``models`` (from ``load_models``) saves loading them again for each pair of a batch.
     """
+    workers = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()   # ITK's thread count: the cores
     with registration.one_thread():
-        return _register(image_a, image_b, refine, device, model_folder, progress, models)
+        return _register(image_a, image_b, refine, device, model_folder, progress, models, Pool(workers))
 
 
-def _register(image_a, image_b, refine, device, model_folder, progress, models) -> AutoRegistration:
+def _register(image_a, image_b, refine, device, model_folder, progress, models, pool) -> AutoRegistration:
     if device not in ("auto", "cpu", "cuda"):
         raise HeadRegError(f"device must be auto, cpu or cuda, not {device!r}")
     report = progress or (lambda stage: None)
@@ -193,10 +215,10 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models) 
     lap("models")
 
     report("symmetry frames")
-    masks = [symmetry.head_mask(image, MASK_SPACING_MM) for image in (image_a, image_b)]
+    masks = pool.map(lambda image: symmetry.head_mask(image, MASK_SPACING_MM), (image_a, image_b))
     for name, mask in zip(("first volume", "second volume"), masks):
         check_head_size(mask, name)
-    frames = [symmetry.symmetry_frame(image, mask) for image, mask in zip((image_a, image_b), masks)]
+    frames = pool.map(lambda pair: symmetry.symmetry_frame(*pair), zip((image_a, image_b), masks))
     lap("symmetry frames")
 
     report("modality")
@@ -215,8 +237,8 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models) 
     starts = [("symmetry", m) for m in symmetry.candidate_alignments(fixed_frame, moving_frame)]
     starts += [("axis turn", m) for m in axis_turns(center, moving_frame.center)]
     starts.append(("as they lie", np.eye(4)))
-    screen = Level.of(fixed, moving, fixed_mask, SCREEN_SPACING_MM)
-    ranked = _rank(screen, starts)
+    screen = Level.of(fixed, moving, fixed_mask, SCREEN_SPACING_MM, pool)
+    ranked = sorted(zip(pool.map(screen.mi, [m for _, m in starts]), range(len(starts))))
     lap("ranking")
 
     if learned is not None:
@@ -224,19 +246,22 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models) 
         from . import prediction
         corrected = [("learned", prediction.predict_transform(learned, fixed, moving, center, start=starts[k][1]))
                      for _, k in ranked[:NETWORK_STARTS]]
-        ranked = sorted(ranked + [(screen.mi(m), len(starts) + j) for j, (_, m) in enumerate(corrected)])
+        ranked = sorted(ranked + list(zip(pool.map(screen.mi, [m for _, m in corrected]),
+                                          range(len(starts), len(starts) + len(corrected)))))
         starts += corrected
         lap("learned prediction")
 
     report("screening the starts")
-    screened = []
-    for start_mi, k in ranked[:SCREENED]:
+    def screen_start(start):
         try:
-            result = screen.optimise(starts[k][1], center, SCREEN_STAGE)
+            return screen.optimise(start, center, SCREEN_STAGE)
         except HeadRegError:   # this start leaves no overlap: not a candidate
-            continue
-        screened.append({"kind": starts[k][0], "start_mi": start_mi, "screened_mi": result.metric,
-                         "matrix": result.matrix})
+            return None
+
+    chosen = ranked[:SCREENED]
+    screened = [{"kind": starts[k][0], "start_mi": start_mi, "screened_mi": result.metric, "matrix": result.matrix}
+                for (start_mi, k), result in zip(chosen, pool.map(screen_start, [starts[k][1] for _, k in chosen]))
+                if result is not None]
     if not screened:
         raise HeadRegError("no start overlaps the two heads: are both volumes of the same head?")
     screened.sort(key=lambda s: s["screened_mi"])
@@ -246,16 +271,20 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models) 
     matrix = best["matrix"]
     if refine:
         report("refinement")
-        levels = [Level.of(fixed, moving, fixed_mask, stage["spacing_mm"]) for stage in REFINE_STAGES]
+        levels = [Level.of(fixed, moving, fixed_mask, stage["spacing_mm"], pool) for stage in REFINE_STAGES[:-1]]
+        levels.append(Level.of(fixed, preprocessing.no_finer_than(moving, fixed)[0], fixed_mask, None))
         margin = REFINE_MARGIN * abs(best["screened_mi"])
         candidates = [c for c in _distinct(screened, fixed_mask)[:REFINED]
                       if c["screened_mi"] - best["screened_mi"] <= margin]
-        for candidate in candidates:
+
+        def refine_candidate(candidate):
             refined = candidate["matrix"]
             for level, stage in zip(levels, REFINE_STAGES):
                 refined = level.optimise(refined, center, {**stage, "spacing_mm": None}).matrix
-            candidate["refined"] = refined
-            candidate["final_mi"] = levels[0].mi(refined)
+            return refined, levels[0].mi(refined)
+
+        for candidate, (refined, final_mi) in zip(candidates, pool.map(refine_candidate, candidates)):
+            candidate["refined"], candidate["final_mi"] = refined, final_mi
         best = min(candidates, key=lambda c: c["final_mi"])
         matrix = best["refined"]
         lap("refinement")
@@ -266,11 +295,6 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models) 
     lap("quality")
     records = [{k: v for k, v in c.items() if k not in ("matrix", "refined")} for c in screened]
     return AutoRegistration(matrix, fixed_index, tuple(decisions), measures, warnings, seconds, records)
-
-
-def _rank(level: Level, starts) -> list[tuple[float, int]]:
-    """(MI, index) of each start, best first."""
-    return sorted((level.mi(m), k) for k, (_, m) in enumerate(starts))
 
 
 def _distinct(screened: list[dict], fixed_mask) -> list[dict]:

@@ -47,6 +47,17 @@ def working_copy(image: sitk.Image, max_voxels: int = WORKING_VOXELS) -> tuple[s
     return (image if factors == [1, 1, 1] else sitk.BinShrink(image, factors)), factors
 
 
+def no_finer_than(moving: sitk.Image, fixed: sitk.Image) -> tuple[sitk.Image, list[int]]:
+    """``moving`` averaged down (``sitk.BinShrink``) along each axis by the integer factor
+    nearest to the fixed image's finest spacing over its own, and the factors: the metric
+    samples the moving image at the fixed voxels, so detail much finer than them only
+    aliases, and costs time (e.g. RIRE's 0.65 mm CT against a 1.25 mm MR: 2 x 2 x 1)."""
+    finest = min(fixed.GetSpacing())
+    factors = [max(1, int(round(finest / spacing))) for spacing in moving.GetSpacing()]
+    factors = [min(f, max(1, n // 2)) for f, n in zip(factors, moving.GetSize())]
+    return (moving if factors == [1, 1, 1] else sitk.BinShrink(moving, factors)), factors
+
+
 def normalise_ct(hu: np.ndarray) -> np.ndarray:
     """Hounsfield units to network input: air 0, water 1, dense bone 3 (clipped)."""
     return np.clip((hu.astype(np.float32) + 1000.0) / 1000.0, 0.0, 3.0)

@@ -49,11 +49,24 @@ def test_register_finds_the_truth_and_writes_every_output(registered, pair_files
 
 
 def test_the_other_order_and_a_second_run_give_the_same_transform(registered, pair_files):
+    """...and on one worker instead of the machine's cores (autoregister.Pool)."""
     _, out = registered
     mr, ct = (sitk.ReadImage(str(pair_files / name)) for name in ("mr.nii.gz", "ct.nii.gz"))
-    result = autoregister.register_volumes(mr, ct)
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        result = autoregister.register_volumes(mr, ct)
+        assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == 1  # restored afterwards
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     assert result.fixed_index == 0
     np.testing.assert_allclose(result.matrix, transform_io.read_transform(out / "t.tfm"), atol=1e-6)
+
+
+def test_pool_returns_results_in_the_order_of_the_items():
+    items = list(range(9))
+    assert autoregister.Pool(3).map(lambda k: k * k, items) == [k * k for k in items]
+    assert autoregister.Pool(1).map(str, items) == [str(k) for k in items]
 
 
 def test_no_refine_stops_after_the_screening(pair_files):

@@ -469,7 +469,10 @@ def test_process_registers_the_phantom(hr, pair, pair_files):
     scene = slicer.vtkMRMLScene()
     mr, ct = (load_volume(scene, path) for path in pair_files)
     voxels = [slicer.util.arrayFromVolume(v).copy() for v in (mr, ct)]
-    output = hr.HeadRegistrationLogic().process(ct, mr, None, showOverlay=True)  # CT first
+    stages, waits = [], []
+    output = hr.HeadRegistrationLogic().process(ct, mr, None, showOverlay=True,  # CT first
+                                                progress=stages.append, whileWaiting=lambda: waits.append(1))
+    assert len(waits) > 10 and "refinement" in stages  # the registration ran on a worker thread
     assert output.registration.fixed_index == 1
     assert output.fixedVolume.GetID() == mr.GetID() and output.movingVolume.GetID() == ct.GetID()
     assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == 1
@@ -493,8 +496,8 @@ def test_process_refusal_leaves_no_node_and_no_changed_voxels(hr, pair_files):
     logic = hr.HeadRegistrationLogic()
     for a, b in [(mr, second_mr), (mr, constant)]:
         before = [slicer.util.arrayFromVolume(v).copy() for v in (a, b)]
-        with pytest.raises(HeadRegError):
-            logic.process(a, b, None)
+        with pytest.raises(HeadRegError):  # raised on the worker thread, handed to this one
+            logic.process(a, b, None, whileWaiting=lambda: None)
         assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == 0
         assert a.GetTransformNodeID() is None and b.GetTransformNodeID() is None
         for volume, voxels in zip((a, b), before):

@@ -409,7 +409,8 @@ def _evaluate_case(case: dict, models, refine: bool) -> dict:
     seconds = time.perf_counter() - began
     fixed, moving = images[result.fixed_index], images[1 - result.fixed_index]
     head = symmetry.head_mask(fixed)
-    record = {"status": "ok", "fixed": str(case["ab"][result.fixed_index]), "seconds": seconds,
+    record = {"status": "ok", "fixed": str(case["ab"][result.fixed_index]),
+              "moving": str(case["ab"][1 - result.fixed_index]), "seconds": seconds,
               "initial_rotation_deg": geometry.rotation_error_deg(truth, np.eye(4)),
               "bin": evaluation.rotation_bin(truth),
               **evaluation.errors(head, truth, result.matrix, symmetry.symmetry_frame(fixed, head).center),
@@ -441,6 +442,8 @@ def command_evaluate(args) -> int:
                 print(f"headreg evaluate: {case['id']}: error: {error}", file=sys.stderr)
             record = {"id": case["id"], "a": str(case["a"]), "b": str(case["b"]), "truth": str(case["truth"]),
                       **record}
+            if record["status"] == "ok":  # the transform found, e.g. for a blind review against the truth
+                transform_io.write_transform(record["matrix_fixed_to_moving_lps"], path.with_suffix(".tfm"))
             batch.write_json(record, path)
         if record["status"] == "ok":
             records.append(record)

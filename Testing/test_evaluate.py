@@ -1,11 +1,12 @@
 """`headreg evaluate` and the paper's metrics (equations 1-6) against known truth."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
 
-from HeadRegistrationLib import cli, evaluation, geometry, phantom, symmetry
+from HeadRegistrationLib import cli, evaluation, geometry, phantom, symmetry, transform_io
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,10 @@ def test_evaluate_writes_tables_records_a_failure_and_resumes(tmp_path, capsys):
     assert rows[0]["fixed"].endswith("mr.nii.gz") and float(rows[0]["dsc"]) > 0.95
     assert "| headreg | 0-15 | 1/1 |" in (out / "summary.md").read_text()
     assert (out / "tre.png").stat().st_size > 5000 and (out / "summary.csv").exists()
+    record = json.loads((out / "cases" / "good.json").read_text())
+    assert record["moving"].endswith("ct.nii.gz") and not (out / "cases" / "bad.tfm").exists()
+    np.testing.assert_allclose(transform_io.read_transform(out / "cases" / "good.tfm"),
+                               record["matrix_fixed_to_moving_lps"], atol=1e-9)
     first = (out / "cases" / "good.json").stat().st_mtime_ns
     assert cli.main(["evaluate", str(tmp_path / "cases.csv"), "--out", str(out)]) == 1
     assert (out / "cases" / "good.json").stat().st_mtime_ns == first   # done cases are not redone

@@ -35,8 +35,7 @@ SCREENED = 6              # best-ranked starts that get a short optimisation
 NETWORK_STARTS = 3        # best-ranked starts the learned prediction corrects
 REFINED = 2               # distinct screened results that get the full refinement...
 REFINE_MARGIN = 0.05      # ...when within this relative MI of the best
-SCREEN_STAGE = {  # (1+1)-EO, 300 iterations on 8000 random voxels of the 6 mm copies (the same draw each time)
-    **registration.PRESETS["accurate"]["stages"][0], "spacing_mm": None, "spatial_samples": 8000}
+SCREEN_STAGE = {**registration.PRESETS["accurate"]["stages"][0], "spacing_mm": None}   # (1+1)-EO, 300 iterations
 REFINE_STAGE = {   # gradient descent on the fixed image itself, from 4x shrunk to full (50 000 samples)
     **registration.PRESETS["accurate"]["stages"][1], "shrink_factors": [4, 2, 1], "smoothing_mm": [2.0, 1.0, 0.0]}
 
@@ -131,7 +130,9 @@ class Pool:
     """Runs independent ITK work (one MI, one optimisation) side by side on ``workers``
     Python threads; SimpleITK releases the GIL while ITK runs. Each task runs ITK on one
     thread, and results come back in the order of the items, so the outcome does not depend
-    on the number of workers (unlike ITK's own multi-threaded sums)."""
+    on the number of workers (unlike ITK's own multi-threaded sums). Only for work without
+    metric sampling: ITK draws sample points from one global generator, which is not safe
+    to share between threads."""
 
     def __init__(self, workers: int):
         self.workers = max(1, int(workers))
@@ -159,8 +160,8 @@ class Level:
                                                   (fixed, moving))
         return cls(fixed, moving, registration.metric_mask(fixed, fixed_head))
 
-    def mi(self, matrix, bins: int = 50) -> float:
-        return registration.mutual_information(self.fixed, self.moving, matrix, bins=bins, prepared_mask=self.mask)
+    def mi(self, matrix) -> float:
+        return registration.mutual_information(self.fixed, self.moving, matrix, prepared_mask=self.mask)
 
     def optimise(self, matrix, center, stage: dict) -> registration.RegistrationResult:
         return registration.run_stage(self.fixed, self.moving, matrix, center, stage, prepared_mask=self.mask)
@@ -249,17 +250,15 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models, 
 
     report("screening the starts")
     def screen_start(start):
-        """The optimised start and its MI over every voxel of the head (the optimiser saw a sample)."""
         try:
-            matrix = screen.optimise(start, center, SCREEN_STAGE).matrix
+            return screen.optimise(start, center, SCREEN_STAGE)
         except HeadRegError:   # this start leaves no overlap: not a candidate
             return None
-        return matrix, screen.mi(matrix, SCREEN_STAGE["histogram_bins"])
 
     chosen = ranked[:SCREENED]
-    screened = [{"kind": starts[k][0], "start_mi": start_mi, "screened_mi": outcome[1], "matrix": outcome[0]}
-                for (start_mi, k), outcome in zip(chosen, pool.map(screen_start, [starts[k][1] for _, k in chosen]))
-                if outcome is not None]
+    screened = [{"kind": starts[k][0], "start_mi": start_mi, "screened_mi": result.metric, "matrix": result.matrix}
+                for (start_mi, k), result in zip(chosen, pool.map(screen_start, [starts[k][1] for _, k in chosen]))
+                if result is not None]
     if not screened:
         raise HeadRegError("no start overlaps the two heads: are both volumes of the same head?")
     screened.sort(key=lambda s: s["screened_mi"])
@@ -279,7 +278,10 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models, 
             refined = full.optimise(candidate["matrix"], center, REFINE_STAGE).matrix
             return refined, full.mi(refined)
 
-        for candidate, (refined, final_mi) in zip(candidates, pool.map(refine_candidate, candidates)):
+        # One after the other: ITK draws the metric's sample points (random, or jittered on a
+        # grid) from one global generator, so two sampled registrations side by side crash or
+        # differ from run to run. Only unsampled work goes to the pool.
+        for candidate, (refined, final_mi) in zip(candidates, map(refine_candidate, candidates)):
             candidate["refined"], candidate["final_mi"] = refined, final_mi
         best = min(candidates, key=lambda c: c["final_mi"])
         matrix = best["refined"]

@@ -131,8 +131,8 @@ class Pool:
     Python threads; SimpleITK releases the GIL while ITK runs. Each task runs ITK on one
     thread, and results come back in the order of the items, so the outcome does not depend
     on the number of workers (unlike ITK's own multi-threaded sums). Only for work without
-    metric sampling: ITK draws sample points from one global generator, which is not safe
-    to share between threads."""
+    metric sampling: sampled registrations side by side crashed and gave other results on
+    a repeat (most likely ITK's global generator of sample points, shared by the threads)."""
 
     def __init__(self, workers: int):
         self.workers = max(1, int(workers))
@@ -278,9 +278,8 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models, 
             refined = full.optimise(candidate["matrix"], center, REFINE_STAGE).matrix
             return refined, full.mi(refined)
 
-        # One after the other: ITK draws the metric's sample points (random, or jittered on a
-        # grid) from one global generator, so two sampled registrations side by side crash or
-        # differ from run to run. Only unsampled work goes to the pool.
+        # One after the other: sampled registrations side by side crashed or differed from
+        # run to run (see Pool). Only unsampled work goes to the pool.
         for candidate, (refined, final_mi) in zip(candidates, map(refine_candidate, candidates)):
             candidate["refined"], candidate["final_mi"] = refined, final_mi
         best = min(candidates, key=lambda c: c["final_mi"])

@@ -267,12 +267,37 @@ def _counts(text: str) -> list[int]:
     return sorted(set(counts))
 
 
+def _split_fractions(text: str) -> tuple[float, float, float]:
+    """'0.6,0.2,0.2' -> shares of train, validation and test."""
+    try:
+        fractions = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        fractions = ()
+    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+        raise HeadRegError(f"--fractions must be three shares TRAIN,VALIDATION,TEST (e.g. 0.6,0.2,0.2), got {text!r}")
+    return fractions
+
+
+def _splits_from(manifest_path) -> dict[str, str]:
+    """Subject -> split of another set's manifest.json, or of the set a model card names."""
+    try:
+        record = json.loads(Path(manifest_path).read_text())
+        subjects = record["subjects"] if "subjects" in record else record["data"]["subjects"]
+        return {s: v["split"] for s, v in subjects.items()}
+    except OSError as error:
+        raise HeadRegError(f"cannot read {manifest_path}: {error.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise HeadRegError(f"{manifest_path} is neither a training set's manifest.json nor a model card") from None
+
+
 def command_dataset(args) -> int:
     if args.workers < 1:
         raise HeadRegError("--workers must be at least 1")
     counts = _counts(args.counts) if args.action == "sweep" else [args.copies]
     if min(counts) < 1:
         raise HeadRegError("--copies must be at least 1")
+    fractions = _split_fractions(args.fractions)
+    fixed_splits = _splits_from(args.splits_from) if args.splits_from else {}
     subjects = dataset.phantom_subjects(args.phantoms)
     if not args.no_shared:
         shared = dataset.shared_subjects(args.data)
@@ -293,7 +318,8 @@ def command_dataset(args) -> int:
     settings = {"copies": max(counts), "seed": args.seed, "grid_size": list(args.grid_size),
                 "grid_spacing_mm": args.grid_spacing, "max_angle_deg": args.max_angle,
                 "max_shift_mm": args.max_shift, "center_jitter_mm": 5.0}
-    manifest = dataset.build(args.out, subjects, settings, args.workers)
+    fixed_splits = {s: split for s, split in fixed_splits.items() if s in {t["id"] for t in subjects}}
+    manifest = dataset.build(args.out, subjects, settings, args.workers, fractions, fixed_splits)
     splits = {s: manifest["subjects"][s]["split"] for s in manifest["subjects"]}
     if args.action == "sweep":
         for n in counts:
@@ -566,6 +592,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid-spacing", type=float, default=preprocessing.DEFAULT_GRID_SPACING_MM, help="mm (4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and copies (default 0)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--fractions", default="0.6,0.2,0.2",
+                   help="shares of the subjects for train, validation and test (default 0.6,0.2,0.2)")
+    p.add_argument("--splits-from", type=Path, metavar="MANIFEST",
+                   help="subjects named in this set's manifest.json (or the set of this model card, e.g. "
+                        "Resources/Models/registration.json) keep their split; --fractions counts them and "
+                        "places the others")
     p.set_defaults(run=command_dataset)
 
     p = commands.add_parser("register", help="register a CT and an MR given in any order: OUT.tfm maps MR to CT points",

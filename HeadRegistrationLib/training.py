@@ -66,9 +66,10 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
                        learning_rate: float = PAPER_SCHEDULE["learning_rate"],
                        drop_epoch: int = PAPER_SCHEDULE["drop_epoch"], widths=network.DEFAULT_WIDTHS,
                        seed: int = 0, device: str = "auto", index: str = "index.csv", pool: int = 1,
-                       progress: bool = True) -> list[dict]:
+                       progress: bool = True, workers: int = 0) -> list[dict]:
     """Train (or resume) the registration DCNN on the set in ``folder``; checkpoints and
-    the final weights (``model.pt``) go to ``out``. Returns the per-epoch history."""
+    the final weights (``model.pt``) go to ``out``; ``workers`` processes read the examples
+    (0: this process). Returns the per-epoch history."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -114,7 +115,8 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
             sampler.set_epoch(epoch)
         generator.manual_seed(seed * 1000 + epoch)   # the same order after a resume
         loader = DataLoader(train, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
-                            generator=generator, drop_last=len(train) > batch_size)
+                            generator=generator, drop_last=len(train) > batch_size, num_workers=workers,
+                            pin_memory=place.type == "cuda")
         trained.train()
         losses = []
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", file=sys.stderr, leave=False,
@@ -130,7 +132,8 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)),
-                  "validation_loss": evaluate(model, validation, place, batch_size) if len(validation) else None,
+                  "validation_loss": evaluate(model, validation, place, batch_size, workers) if len(validation)
+                  else None,
                   "learning_rate": optimiser.param_groups[0]["lr"]}
         history.append(record)
         if rank == 0:
@@ -143,6 +146,7 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
     if rank == 0:
         _save_atomically({"model": model.state_dict(), "settings": settings, "history": history}, out / "model.pt")
     if distributed:
+        dist.barrier()   # every process returns once model.pt is written
         dist.destroy_process_group()
     return history
 
@@ -156,11 +160,12 @@ def load_registration(path, place: torch.device = torch.device("cpu")) -> tuple[
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, examples: PairExamples, place: torch.device, batch_size: int = 8) -> float:
+def evaluate(model: torch.nn.Module, examples: PairExamples, place: torch.device, batch_size: int = 8,
+             workers: int = 0) -> float:
     """Mean half-MSE of ``model`` over ``examples`` (scaled parameters)."""
     model.eval()
     total, count = 0.0, 0
-    for volumes, targets in DataLoader(examples, batch_size=batch_size):
+    for volumes, targets in DataLoader(examples, batch_size=batch_size, num_workers=workers):
         prediction = model(volumes.to(place))
         total += float(network.half_mse(prediction, targets.to(place))) * len(targets)
         count += len(targets)
@@ -169,11 +174,11 @@ def evaluate(model: torch.nn.Module, examples: PairExamples, place: torch.device
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, examples: PairExamples, place: torch.device, batch_size: int = 8,
-            features: bool = False) -> np.ndarray:
+            features: bool = False, workers: int = 0) -> np.ndarray:
     """Parameters in degrees and mm (N, 6), or with ``features`` the trunk's (N, 2 x features)."""
     model.eval()
     outputs = []
-    for volumes, _ in DataLoader(examples, batch_size=batch_size):
+    for volumes, _ in DataLoader(examples, batch_size=batch_size, num_workers=workers):
         volumes = volumes.to(place)
         outputs.append((model.features(volumes) if features else model(volumes)).float().cpu().numpy())
     result = np.concatenate(outputs) if outputs else np.zeros((0, 6), dtype=np.float32)

@@ -1,6 +1,7 @@
 """Rigid augmentation, subject splits and the training-set builder (`headreg dataset`)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,11 +158,33 @@ def test_dataset_sweep_command_writes_nested_subsets(tmp_path, capsys):
     assert first in (out / "index-n003.csv").read_text()      # n=1 is the start of n=3
 
 
+def test_dataset_command_keeps_the_splits_of_another_set(tmp_path, capsys):
+    """--splits-from: the subjects of an earlier set keep their split; with --fractions 1,0,0
+    every new subject trains (a bigger set scored on the same held-out subjects)."""
+    tiny = ["--copies", "1", "--no-shared", "--grid-size", "16", "16", "16", "--grid-spacing", "16"]
+    assert cli.main(["dataset", "build", "--out", str(tmp_path / "small"), "--phantoms", "3", *tiny]) == 0
+    before = json.loads((tmp_path / "small" / "manifest.json").read_text())["subjects"]
+    assert {v["split"] for v in before.values()} == {"train", "validation", "test"}
+    assert cli.main(["dataset", "build", "--out", str(tmp_path / "big"), "--phantoms", "6", "--fractions", "1,0,0",
+                     "--splits-from", str(tmp_path / "small" / "manifest.json"), *tiny]) == 0, capsys.readouterr().err
+    after = json.loads((tmp_path / "big" / "manifest.json").read_text())["subjects"]
+    assert {s: after[s]["split"] for s in before} == {s: v["split"] for s, v in before.items()}
+    assert all(after[f"phantom-{k}"]["split"] == "train" for k in range(3, 6))
+    card = Path(cli.__file__).resolve().parents[1] / "Resources" / "Models" / "registration.json"
+    assert cli.main(["dataset", "build", "--out", str(tmp_path / "as-shipped"), "--phantoms", "7",
+                     "--splits-from", str(card), *tiny]) == 0     # the held-out subjects of the shipped model
+    shipped = json.loads((tmp_path / "as-shipped" / "manifest.json").read_text())["subjects"]
+    assert (shipped["phantom-4"]["split"], shipped["phantom-6"]["split"]) == ("validation", "test")
+
+
 def test_dataset_command_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "not-a-manifest.json").write_text("[1, 2]")
     for arguments in (["--counts", "a:b"], ["--phantoms", "0", "--no-shared"], ["--grid-size", "2", "2", "2"],
-                      ["--max-angle", "270"], ["--subjects", "nobody"]):
+                      ["--max-angle", "270"], ["--subjects", "nobody"], ["--fractions", "1,0"],
+                      ["--splits-from", str(tmp_path / "missing.json")],
+                      ["--splits-from", str(tmp_path / "not-a-manifest.json")]):
         assert cli.main(["dataset", "sweep", "--out", str(tmp_path / "x"), "--no-shared", "--phantoms", "1",
                          *arguments]) == 1
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 5 and all(line.startswith("headreg dataset: error:") for line in errors)
+    assert len(errors) == 8 and all(line.startswith("headreg dataset: error:") for line in errors)
     assert not (tmp_path / "x").exists()

@@ -1,5 +1,10 @@
 """The 3D DCNN and its training loop: shapes, checkpoints, resume, refusals."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -44,9 +49,49 @@ def test_training_checkpoints_and_resumes(tiny_set, tmp_path):
 
 
 def test_training_is_reproducible_from_its_seed(tiny_set, tmp_path):
+    """The same history again, also with worker processes reading the examples."""
     runs = [training.train_registration(tiny_set, tmp_path / str(k), epochs=1, batch_size=4, widths=(4, 8),
-                                        progress=False) for k in range(2)]
+                                        progress=False, workers=workers) for k, workers in enumerate((0, 2))]
     assert runs[0] == runs[1]
+
+
+TORCHRUN_SCRIPT = """
+import json, os, sys
+from unittest import mock
+import torch
+from HeadRegistrationLib import network, training
+made = []
+def keep(*args, **kwargs):
+    made.append(network_class(*args, **kwargs))
+    return made[-1]
+network_class = network.RegistrationNet
+with mock.patch.object(network, "RegistrationNet", keep):   # to read each process's trained weights
+    history = training.train_registration(sys.argv[1], sys.argv[2], epochs=1, batch_size=2, widths=(4, 8),
+                                          device="cpu", progress=False)
+training.load_registration(os.path.join(sys.argv[2], "model.pt"))   # written before any process returns
+torch.save(dict(made[0].named_parameters()), os.path.join(sys.argv[3], f"weights{os.environ['RANK']}.pt"))
+print("history", os.environ["RANK"], json.dumps(history))
+"""
+
+
+def test_training_runs_data_parallel_under_torchrun(tiny_set, tmp_path):
+    """Two processes (gloo on the CPU, as NCCL would on GPUs), the call unchanged."""
+    script = tmp_path / "train.py"
+    script.write_text(TORCHRUN_SCRIPT)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+                           str(script), str(tiny_set), str(tmp_path / "run"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=Path(training.__file__).parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    histories = [line.split(" ", 2) for line in done.stdout.splitlines() if line.startswith("history ")]
+    assert sorted(rank for _, rank, _ in histories) == ["0", "1"]
+    assert all(len(json.loads(h)) == 1 for _, _, h in histories)
+    # each process trained on half of the batches with the gradients averaged: the same
+    # weights in both (batch-norm running statistics stay each process's own; the first's are saved)
+    weights = [torch.load(tmp_path / f"weights{rank}.pt") for rank in (0, 1)]
+    assert all(torch.allclose(weights[0][n], weights[1][n], atol=1e-6) for n in weights[0])
+    torch.manual_seed(0)
+    start = network.RegistrationNet((4, 8)).state_dict()   # as train_registration draws it (seed 0)
+    assert any(not torch.allclose(weights[0][n], start[n]) for n in weights[0])   # and they trained
 
 
 def test_prediction_is_in_degrees_and_millimetres(tiny_set):

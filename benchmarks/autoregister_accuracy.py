@@ -36,7 +36,8 @@ def run_case(dataset: str, seed: int, lo: float, hi: float, models) -> dict:
     return {"dataset": dataset, "seed": seed, "bin": f"{lo}-{hi}", "angle": angle, "distance": distance,
             "tre_mm": geometry.mean_displacement_in_mask(result.matrix, truth, symmetry.head_mask(fixed)),
             "roles_right": result.fixed_index == 1, "seconds": seconds, "stage_seconds": result.seconds,
-            "quality": result.quality, "warnings": result.warnings}
+            "quality": result.quality, "warnings": result.warnings,
+            "starts": [{k: v for k, v in start.items() if k != "matrix"} for start in result.starts]}
 
 
 def summarise(rows: list[dict]) -> str:
@@ -65,9 +66,10 @@ def main() -> None:
     parser.add_argument("--datasets", default="phantom,mni,phantom-slab")
     parser.add_argument("--pairs-per-bin", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--models", help="model folder (default: the shipped models)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    models = autoregister.load_models()
+    models = autoregister.load_models(args.models)
     rows = []
     for dataset in args.datasets.split(","):
         for b, (lo, hi) in enumerate(BINS):

@@ -6,6 +6,10 @@ parameter) and a plain MLP. Fitted on the training subjects, scored on the test 
 R^2 per parameter and overall, and an error histogram per parameter (PNG).
 
     python benchmarks/compare_regressors.py /work/trainset runs/g16 --pool 2 --plot errors.png
+
+or from the features ``ship_registration.py --features`` wrote (no set needed):
+
+    python benchmarks/compare_regressors.py /work/runs/gpu40/features.npz /work/runs/gpu40/run --plot errors.png
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
-from HeadRegistrationLib import ann, geometry, training
+from HeadRegistrationLib import ann, geometry, network, training
 from train_registration import r_squared   # benchmarks/ beside this file
 
 
@@ -31,7 +35,7 @@ def per_parameter(make, x, y, x_test):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("set")
+    parser.add_argument("set", help="a built set, or the features.npz of ship_registration.py --features")
     parser.add_argument("run", help="folder of a training run (model.pt)")
     parser.add_argument("--pool", type=int, default=1)
     parser.add_argument("--split", default="test")
@@ -41,16 +45,26 @@ def main() -> None:
     args = parser.parse_args()
     model, _ = training.load_registration(f"{args.run}/model.pt")
     cpu = torch.device("cpu")
-    train = training.PairExamples(args.set, "train", pool=args.pool)
-    test = training.PairExamples(args.set, args.split, pool=args.pool)
-    x_train, x_test = (training.predict(model, e, cpu, features=True) for e in (train, test))
-    y_train, y_test = train.examples.parameters.astype(np.float64), test.examples.parameters.astype(np.float64)
+    if args.set.endswith(".npz"):
+        saved = np.load(args.set)
+        x_train, x_test = saved["train_features"], saved[f"{args.split}_features"]
+        y_train, y_test = (saved[f"{s}_parameters"].astype(np.float64) for s in ("train", args.split))
+        subjects = {s: sorted(set(saved[f"{s}_subjects"])) for s in ("train", args.split)}
+        with torch.no_grad():
+            head = model.head(torch.from_numpy(x_test)).numpy() * np.array(network.PARAMETER_SCALE)
+    else:
+        train = training.PairExamples(args.set, "train", pool=args.pool)
+        test = training.PairExamples(args.set, args.split, pool=args.pool)
+        x_train, x_test = (training.predict(model, e, cpu, features=True) for e in (train, test))
+        y_train, y_test = train.examples.parameters.astype(np.float64), test.examples.parameters.astype(np.float64)
+        subjects = {"train": train.examples.subjects, args.split: test.examples.subjects}
+        head = training.predict(model, test, cpu)
     scaler = StandardScaler().fit(x_train)
     xs_train, xs_test = scaler.transform(x_train), scaler.transform(x_test)
     subset = np.random.default_rng(0).permutation(len(xs_train))[:args.gpr_samples]
     kernel = RBF(length_scale=np.sqrt(xs_train.shape[1])) + WhiteKernel(0.1)
     regressors = {
-        "DCNN head": lambda: training.predict(model, test, cpu).astype(np.float64),
+        "DCNN head": lambda: head.astype(np.float64),
         "ANN (Bayesian regularisation)": lambda: ann.BayesianANN(hidden=10, epochs=args.ann_epochs).fit(x_train, y_train)
         .predict(x_test),
         "SVR (RBF, per parameter)": lambda: per_parameter(lambda: SVR(C=10.0), xs_train, y_train, xs_test),
@@ -60,8 +74,8 @@ def main() -> None:
         "MLP (10 tanh, adam)": lambda: MLPRegressor(hidden_layer_sizes=(10,), activation="tanh", max_iter=2000, random_state=0)
         .fit(xs_train, y_train).predict(xs_test),
     }
-    print(f"{len(y_train)} training examples ({', '.join(train.examples.subjects)}), {len(y_test)} {args.split} "
-          f"examples ({', '.join(test.examples.subjects)}), {x_train.shape[1]} features")
+    print(f"{len(y_train)} training examples ({', '.join(subjects['train'])}), {len(y_test)} {args.split} "
+          f"examples ({', '.join(subjects[args.split])}), {x_train.shape[1]} features")
     print("| regressor | " + " | ".join(geometry.PARAMETER_NAMES) + " | overall | s |")
     print("|---" * 9 + "|")
     predictions = {}

@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--drop-epoch", type=int, default=None, help="default: two thirds of --epochs, as 20 of 30")
     parser.add_argument("--pool", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="processes reading the examples (0: this one)")
     args = parser.parse_args()
     out = Path(args.out)
     drop = args.drop_epoch if args.drop_epoch is not None else round(args.epochs * 2 / 3)
@@ -37,12 +38,12 @@ def main() -> None:
         index = f"index-n{n:03d}.csv"
         began = time.perf_counter()
         training.train_registration(args.set, out / f"n{n:03d}", args.epochs, drop_epoch=drop, index=index,
-                                    pool=args.pool, progress=False)
+                                    pool=args.pool, progress=False, workers=args.workers)
         seconds = time.perf_counter() - began
         model, _ = training.load_registration(out / f"n{n:03d}" / "model.pt")
         test = training.PairExamples(args.set, "test", "index.csv", args.pool)   # every copy of the test subjects
         truth = test.examples.parameters.astype(np.float64)
-        predicted = training.predict(model, test, cpu).astype(np.float64)
+        predicted = training.predict(model, test, cpu, workers=args.workers).astype(np.float64)
         rows.append((n, len(training.PairExamples(args.set, "train", index)), *r_squared(predicted, truth), seconds))
         print(f"n={n}: {rows[-1][1]} training examples, R^2 overall {rows[-1][3]:.3f}, {seconds:.0f} s", flush=True)
     print("| copies per subject | training examples | " + " | ".join(geometry.PARAMETER_NAMES) + " | overall | s |")

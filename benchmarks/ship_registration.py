@@ -63,6 +63,9 @@ def main() -> None:
     parser.add_argument("--ann-epochs", type=int, default=200)
     parser.add_argument("--passes", type=int, default=1)
     parser.add_argument("--save", action="store_true", help="write Resources/Models/registration.*")
+    parser.add_argument("--workers", type=int, default=0, help="processes reading the examples (0: this one)")
+    parser.add_argument("--features", type=Path, metavar="NPZ",
+                        help="also write every split's DCNN features, truths and subjects (to try regressors elsewhere)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model, settings = training.load_registration(Path(args.run) / "model.pt")
@@ -71,10 +74,17 @@ def main() -> None:
     set_settings = manifest["settings"]
     grid = {"grid_size": set_settings["grid_size"], "grid_spacing_mm": set_settings["grid_spacing_mm"],
             "pool": settings["pool"]}
-    cpu = torch.device("cpu")
+    place = training.pick_device("auto")   # the features on the GPU where there is one; the rest on the CPU
+    torch.backends.cudnn.allow_tf32 = False   # features as the CPU computes them at registration time
     splits = {s: training.PairExamples(args.set, s, settings["index"], settings["pool"])
               for s in ("train", "validation", "test")}
-    features = {s: training.predict(model, e, cpu, features=True) for s, e in splits.items()}
+    features = {s: training.predict(model.to(place), e, place, features=True, workers=args.workers)
+                for s, e in splits.items()}
+    model.cpu()
+    if args.features:
+        np.savez_compressed(args.features, **{f"{s}_features": f for s, f in features.items()},
+                            **{f"{s}_parameters": e.examples.parameters for s, e in splits.items()},
+                            **{f"{s}_subjects": np.array([r["subject"] for r in e.examples.rows]) for s, e in splits.items()})
     fit_on = args.ann_data.split("+")
     began = time.perf_counter()
     regression = ann.BayesianANN(hidden=10, epochs=args.ann_epochs).fit(

@@ -11,6 +11,7 @@ learned prediction alone, the R^2 of each parameter, and the same for predicting
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -42,20 +43,25 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=1, help="average-pool the set's grid by this factor")
     parser.add_argument("--widths", default="16,32,64,128")
     parser.add_argument("--index", default="index.csv")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--workers", type=int, default=0, help="processes reading the examples (0: this one)")
     args = parser.parse_args()
     widths = tuple(int(w) for w in args.widths.split(","))
     torch.set_num_threads(max(1, torch.get_num_threads()))
     began = time.perf_counter()
     history = training.train_registration(args.set, args.out, args.epochs, args.batch_size, args.learning_rate,
-                                          widths=widths, index=args.index, pool=args.pool)
+                                          widths=widths, index=args.index, pool=args.pool,
+                                          device=args.device, workers=args.workers)
     print(f"trained {len(history)} epochs in {time.perf_counter() - began:.0f} s (this call); last: {history[-1]}")
+    if int(os.environ.get("RANK", "0")) != 0:
+        return   # under torchrun, the first process measures
     model, _ = training.load_registration(f"{args.out}/model.pt")
     for split in ("validation", "test"):
         examples = training.PairExamples(args.set, split, args.index, args.pool)
         if not len(examples):
             continue
         began = time.perf_counter()
-        predicted = training.predict(model, examples, torch.device("cpu"))
+        predicted = training.predict(model, examples, torch.device("cpu"), workers=args.workers)
         seconds = (time.perf_counter() - began) / len(examples)
         truth = examples.examples.parameters
         for name, guess in (("DCNN", predicted), ("no correction", np.zeros_like(truth))):

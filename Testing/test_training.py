@@ -87,7 +87,7 @@ def test_training_runs_data_parallel_under_torchrun(tiny_set, tmp_path):
     assert all(len(json.loads(h)) == 1 for _, _, h in histories)
     # each process trained on half of the batches with the gradients averaged: the same
     # weights in both (batch-norm running statistics stay each process's own; the first's are saved)
-    weights = [torch.load(tmp_path / f"weights{rank}.pt") for rank in (0, 1)]
+    weights = [torch.load(tmp_path / f"weights{rank}.pt", weights_only=True) for rank in (0, 1)]
     assert all(torch.allclose(weights[0][n], weights[1][n], atol=1e-6) for n in weights[0])
     torch.manual_seed(0)
     start = network.RegistrationNet((4, 8)).state_dict()   # as train_registration draws it (seed 0)

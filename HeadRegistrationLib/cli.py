@@ -318,7 +318,8 @@ def command_dataset(args) -> int:
     settings = {"copies": max(counts), "seed": args.seed, "grid_size": list(args.grid_size),
                 "grid_spacing_mm": args.grid_spacing, "max_angle_deg": args.max_angle,
                 "max_shift_mm": args.max_shift, "center_jitter_mm": 5.0}
-    fixed_splits = {s: split for s, split in fixed_splits.items() if s in {t["id"] for t in subjects}}
+    ids = {s["id"] for s in subjects}
+    fixed_splits = {s: split for s, split in fixed_splits.items() if s in ids}   # only subjects of this build
     manifest = dataset.build(args.out, subjects, settings, args.workers, fractions, fixed_splits)
     splits = {s: manifest["subjects"][s]["split"] for s in manifest["subjects"]}
     if args.action == "sweep":

@@ -10,7 +10,7 @@ registration process"; DESIGN.md, "Data flow of one registration").
    was trained on misalignments of up to 15 degrees, so it refines a start, it does not
    find one.
 4. Every start is ranked by Mattes MI on 6 mm copies; the best few get a short coarse
-   optimisation, the best one or two of those a multi-resolution refinement, and the
+   gradient descent, the best one or two of those a multi-resolution refinement, and the
    final MI at full resolution picks the result. No single stage is trusted alone.
 5. Quality (quality.py): measures that need no ground truth, and a confidence.
 """
@@ -31,11 +31,15 @@ from .errors import HeadRegError
 HEAD_ML = (200, 15000)    # volume of the head mask: a thin slab of a head to a head and neck
 MASK_SPACING_MM = 4.0     # head masks: for the frames, the metric and the quality check
 SCREEN_SPACING_MM = 6.0   # grid of the ranking and of the short optimisations
+CROP_MARGIN_MM = 15.0     # the refinement works on each image cropped to its head mask's box grown by this
 SCREENED = 6              # best-ranked starts that get a short optimisation
 NETWORK_STARTS = 3        # best-ranked starts the learned prediction corrects
 REFINED = 2               # distinct screened results that get the full refinement...
 REFINE_MARGIN = 0.05      # ...when within this relative MI of the best
-SCREEN_STAGE = {**registration.PRESETS["accurate"]["stages"][0], "spacing_mm": None}   # (1+1)-EO, 300 iterations
+SCREEN_STAGE = {   # gradient descent on every voxel of the 6 mm copies, at 12 then 6 mm (no sampling: thread-safe)
+    "optimizer": "gradient_descent", "spacing_mm": None, "shrink_factors": [2, 1], "smoothing_mm": [6.0, 0.0],
+    "iterations": 200, "learning_rate": 8.0, "minimum_step": 0.01, "relaxation": 0.7, "spatial_samples": None,
+    "histogram_bins": 32}
 REFINE_STAGE = {   # gradient descent on the fixed image itself, from 4x shrunk to full (50 000 samples)
     **registration.PRESETS["accurate"]["stages"][1], "shrink_factors": [4, 2, 1], "smoothing_mm": [2.0, 1.0, 0.0]}
 
@@ -204,19 +208,21 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models, 
                             f"down by {'x'.join(map(str, factors))}")
         working.append(copy)
     image_a, image_b = working
-    report("loading the models")
-    classifier_model, learned, missing_torch = models if models is not None else load_models(model_folder, device)
+    with ThreadPoolExecutor(1) as loader:   # PyTorch loads while ITK works on the images (ITK frees the GIL)
+        loading = loader.submit(load_models, model_folder, device) if models is None else None
+        report("symmetry frames and screening copies")
+        masks = pool.map(lambda image: symmetry.head_mask(image, MASK_SPACING_MM), (image_a, image_b))
+        for name, mask in zip(("first volume", "second volume"), masks):
+            check_head_size(mask, name)
+        frames = pool.map(lambda pair: symmetry.symmetry_frame(*pair), zip((image_a, image_b), masks))
+        coarse = pool.map(lambda image: registration.coarse_copy(image, SCREEN_SPACING_MM), (image_a, image_b))
+        lap("symmetry frames")
+        report("loading the models")
+        classifier_model, learned, missing_torch = models if loading is None else loading.result()
     if missing_torch:
         warnings.append(f"{missing_torch}: CT/MR roles from rules alone and no learned prediction "
                         "(install the 'learn' extra)")
-    lap("models")
-
-    report("symmetry frames")
-    masks = pool.map(lambda image: symmetry.head_mask(image, MASK_SPACING_MM), (image_a, image_b))
-    for name, mask in zip(("first volume", "second volume"), masks):
-        check_head_size(mask, name)
-    frames = pool.map(lambda pair: symmetry.symmetry_frame(*pair), zip((image_a, image_b), masks))
-    lap("symmetry frames")
+    lap("models")   # the wait for them, beyond the frames
 
     report("modality")
     decisions = decide_modalities((image_a, image_b), classifier_model, [f.center for f in frames])
@@ -234,7 +240,7 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models, 
     starts = [("symmetry", m) for m in symmetry.candidate_alignments(fixed_frame, moving_frame)]
     starts += [("axis turn", m) for m in axis_turns(center, moving_frame.center)]
     starts.append(("as they lie", np.eye(4)))
-    screen = Level.of(fixed, moving, fixed_mask, SCREEN_SPACING_MM, pool)
+    screen = Level(coarse[order[0]], coarse[order[1]], registration.metric_mask(coarse[order[0]], fixed_mask))
     ranked = sorted(zip(pool.map(screen.mi, [m for _, m in starts]), range(len(starts))))
     lap("ranking")
 
@@ -268,8 +274,11 @@ def _register(image_a, image_b, refine, device, model_folder, progress, models, 
     matrix = best["matrix"]
     if refine:
         report("refinement")
-        # The moving image no finer than the fixed grid (no_finer_than): as accurate, and faster.
-        full = Level.of(fixed, preprocessing.no_finer_than(moving, fixed)[0], fixed_mask, None)
+        # The moving image no finer than the fixed grid (no_finer_than), and both cropped to
+        # their heads: as accurate, and faster.
+        full = Level.of(preprocessing.crop_to_head(fixed, fixed_mask, CROP_MARGIN_MM),
+                        preprocessing.crop_to_head(preprocessing.no_finer_than(moving, fixed)[0], moving_mask,
+                                                   CROP_MARGIN_MM), fixed_mask, None)
         margin = REFINE_MARGIN * abs(best["screened_mi"])
         candidates = [c for c in _distinct(screened, fixed_mask)[:REFINED]
                       if c["screened_mi"] - best["screened_mi"] <= margin]

@@ -58,6 +58,24 @@ def no_finer_than(moving: sitk.Image, fixed: sitk.Image) -> tuple[sitk.Image, li
     return (moving if factors == [1, 1, 1] else sitk.BinShrink(moving, factors)), factors
 
 
+def crop_to_head(image: sitk.Image, head_mask: sitk.Image, margin_mm: float) -> sitk.Image:
+    """The part of ``image`` (same voxels and physical space) that covers the head mask's
+    bounding box grown by ``margin_mm``: registration work on the air around a head is wasted."""
+    statistics = sitk.LabelShapeStatisticsImageFilter()
+    statistics.Execute(sitk.Cast(head_mask > 0, sitk.sitkUInt8))
+    if not statistics.HasLabel(1):
+        return image
+    box = np.array(statistics.GetBoundingBox(1), dtype=float)
+    margin = margin_mm / np.array(head_mask.GetSpacing())
+    low, high = box[:3] - 0.5 - margin, box[:3] + box[3:] - 0.5 + margin
+    corners = [head_mask.TransformContinuousIndexToPhysicalPoint([(low, high)[(k >> a) & 1][a] for a in range(3)])
+               for k in range(8)]
+    indices = np.array([image.TransformPhysicalPointToContinuousIndex(c) for c in corners])
+    start = np.clip(np.floor(indices.min(axis=0)).astype(int), 0, np.array(image.GetSize()) - 1)
+    stop = np.clip(np.ceil(indices.max(axis=0)).astype(int) + 1, start + 1, np.array(image.GetSize()))
+    return sitk.RegionOfInterest(image, (stop - start).tolist(), start.tolist())
+
+
 def normalise_ct(hu: np.ndarray) -> np.ndarray:
     """Hounsfield units to network input: air 0, water 1, dense bone 3 (clipped)."""
     return np.clip((hu.astype(np.float32) + 1000.0) / 1000.0, 0.0, 3.0)

@@ -74,6 +74,20 @@ def one_thread():
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
 
 
+def mattes_method(bins: int, smoothed_gradient: bool = True) -> sitk.ImageRegistrationMethod:
+    """A registration method with Mattes MI. Its derivative reads the moving image's
+    gradient: ``smoothed_gradient`` takes it from the whole image smoothed by its largest
+    voxel size (ITK's default; on 4 mm slabs it ended nearer the truth than unsmoothed
+    gradients, 0.9-1.5 against 1.5-2.2 mm); without, at the sample points only (a metric
+    value alone needs no gradient: there this cuts each MI evaluation to a quarter). The
+    fixed image's gradient, which ITK also computes by default, is never used by Mattes MI."""
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(bins)
+    method.SetMetricUseFixedImageGradientFilter(False)
+    method.SetMetricUseMovingImageGradientFilter(smoothed_gradient)
+    return method
+
+
 def _float(image: sitk.Image) -> sitk.Image:
     return sitk.Cast(image, sitk.sitkFloat32)
 
@@ -131,8 +145,7 @@ def run_stage(fixed: sitk.Image, moving: sitk.Image, initial, center, stage: dic
         fixed, moving = coarse_copy(fixed, stage["spacing_mm"]), coarse_copy(moving, stage["spacing_mm"])
     fixed_f, moving_f = _float(fixed), _float(moving)
     mask = prepared_mask if prepared_mask is not None else metric_mask(fixed, head_mask)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(stage["histogram_bins"])
+    method = mattes_method(stage["histogram_bins"])
     method.SetInterpolator(sitk.sitkLinear)
     if mask is not None:
         method.SetMetricFixedMask(mask)
@@ -180,8 +193,7 @@ def mutual_information(fixed: sitk.Image, moving: sitk.Image, matrix, head_mask:
     """Mattes MI (negative, lower is better) of ``moving`` resampled onto ``fixed``
     through ``matrix``, over all voxels of the (dilated) fixed head mask
     (or of ``prepared_mask``, see ``run_stage``)."""
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(bins)
+    method = mattes_method(bins, smoothed_gradient=False)
     method.SetInterpolator(sitk.sitkLinear)
     mask = prepared_mask if prepared_mask is not None else metric_mask(fixed, head_mask)
     if mask is not None:

@@ -120,8 +120,7 @@ def carry_template(mr: sitk.Image, template_mr: sitk.Image, template_ct_hu: sitk
     center = symmetry.symmetry_frame(mr, mr_mask).center
     affine.SetCenter(tuple(float(c) for c in center))   # the same mapping as ``rigid``, about the head
     affine.SetTranslation((rigid[:3, :3] @ center + rigid[:3, 3] - center).tolist())
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(32)
+    method = registration.mattes_method(32)
     method.SetMetricFixedMask(sitk.Resample(sitk.BinaryDilate(mr_mask, [3] * 3), fixed, sitk.Transform(),
                                             sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))
     method.SetInterpolator(sitk.sitkLinear)

@@ -155,6 +155,23 @@ def test_a_large_volume_is_averaged_down_in_the_same_physical_space():
     assert same is image and factors == [1, 1, 1]
 
 
+def test_cropping_to_the_head_keeps_the_head_box_and_every_voxel_where_it_was():
+    values = np.random.default_rng(0).random((30, 40, 50)).astype(np.float32)
+    image = _image(values, spacing=(1.0, 2.0, 3.0))
+    image.SetDirection(geometry.rotation_about_axis([1, 2, 3], 30).ravel().tolist())   # oblique axes
+    mask = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    mask.CopyInformation(image)
+    mask[10:20, 15:25, 5:9] = 1
+    cropped = preprocessing.crop_to_head(image, mask, margin_mm=4.0)
+    size = np.array(cropped.GetSize())
+    assert np.all(size < image.GetSize()) and np.all(size >= [10 + 8, 10 + 4, 4 + 2])
+    for index in ((10, 15, 5), (19, 24, 8)):   # corners of the head box: the same point, the same value
+        point = mask.TransformIndexToPhysicalPoint(index)
+        inside = cropped.TransformPhysicalPointToIndex(point)
+        assert cropped[inside] == image[index]
+    assert preprocessing.crop_to_head(image, mask * 0, 4.0) is image   # no head: nothing to crop to
+
+
 def test_roles_are_refused_when_a_modality_is_unknown():
     with pytest.raises(HeadRegError, match="second volume"):
         autoregister.assign_roles("MR", None, ("", "no finite voxel values"))

@@ -8,7 +8,14 @@ displacement between the result and the truth over the head mask).
 Datasets:
   phantom        the embedded phantom on grids that cover the whole head
                  (CT 512x512x48 at 0.5x0.5x5 mm, MR 256x256x120 at 1x1x2 mm)
-  phantom-slab   the phantom on the RIRE grids (CT 116 mm, MR 104 mm thick slabs)
+  phantom-slab   the phantom on the RIRE grids (CT 116 mm, MR 104 mm thick slabs), the head
+                 turned inside the CT scanner: beyond 15 degrees the CT slab cuts the head
+                 obliquely, and the two slabs share only part of it
+  slab-header    the same slabs both cut across the head, as two scanners cut them (the
+                 CT tilted 0-15 degrees and moved up to 5 mm, the phantom's default), then
+                 the whole CT volume turned and moved by the bin's angle and distance
+                 through its header (origin and direction): a volume given in another
+                 orientation, with every voxel as scanned
   mni            ../shared/data/templates: MNI152 T1 (fixed) and the aligned scct CT
                  template (moving), the CT turned and moved by the known transform
 
@@ -57,9 +64,25 @@ def make_pair(dataset: str, seed: int, angle: float, distance: float):
         center = geometry.grid_center(fixed)
         truth = geometry.random_rigid(np.random.default_rng([seed, 7]), angle, distance, center)
         return fixed, moved_copy(ct, truth), truth
+    if dataset == "slab-header":
+        pair = phantom.make_phantom_pair(seed)
+        header_move = geometry.random_rigid(np.random.default_rng([seed, 8]), angle, distance,
+                                            geometry.grid_center(pair.ct))
+        return pair.mr, moved_header(pair.ct, header_move), geometry.compose(header_move, pair.truth)
     grids = WHOLE_HEAD if dataset == "phantom" else {}
     pair = phantom.make_phantom_pair(seed, angle, distance, **grids)
     return pair.mr, pair.ct, pair.truth
+
+
+def moved_header(image: sitk.Image, motion: np.ndarray) -> sitk.Image:
+    """``image`` with the same voxels, its origin and direction carried by the rigid
+    ``motion`` (each voxel's point p goes to motion(p))."""
+    moved = sitk.Image(image)
+    motion = geometry.as_matrix(motion)
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    moved.SetDirection((motion[:3, :3] @ direction).ravel().tolist())
+    moved.SetOrigin(geometry.transform_points(motion, np.array(image.GetOrigin())[None])[0].tolist())
+    return moved
 
 
 def run_case(task: dict) -> dict:

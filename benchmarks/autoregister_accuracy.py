@@ -3,7 +3,8 @@ initial-rotation bin: success (mean TRE over the fixed head < 2 mm), median and 
 time, and whether the quality check flagged the failures.
 
 Pairs as in groundtruth_accuracy.py (phantom on whole-head grids, phantom on RIRE's slab
-grids, MNI152 T1 + scct CT templates), turned by an angle drawn in the bin about a random
+grids with the head turned in the CT scanner or the CT volume turned through its header,
+MNI152 T1 + scct CT templates), turned by an angle drawn in the bin about a random
 axis and moved 10-40 mm; inputs given CT first, so the roles must be found.
 
     python benchmarks/autoregister_accuracy.py --pairs-per-bin 2 --out ar-bench
@@ -63,7 +64,7 @@ def summarise(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default="phantom,mni,phantom-slab")
+    parser.add_argument("--datasets", default="phantom,mni,phantom-slab,slab-header")
     parser.add_argument("--pairs-per-bin", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--models", help="model folder (default: the shipped models)")

@@ -157,11 +157,9 @@ class Level:
     mask: sitk.Image
 
     @classmethod
-    def of(cls, fixed: sitk.Image, moving: sitk.Image, fixed_head: sitk.Image, spacing_mm: float | None,
-           pool: Pool | None = None):
+    def of(cls, fixed: sitk.Image, moving: sitk.Image, fixed_head: sitk.Image, spacing_mm: float | None):
         if spacing_mm:
-            fixed, moving = (pool or Pool(1)).map(lambda image: registration.coarse_copy(image, spacing_mm),
-                                                  (fixed, moving))
+            fixed, moving = (registration.coarse_copy(image, spacing_mm) for image in (fixed, moving))
         return cls(fixed, moving, registration.metric_mask(fixed, fixed_head))
 
     def mi(self, matrix) -> float:

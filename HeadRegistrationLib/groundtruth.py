@@ -1,14 +1,18 @@
 """Ground truth by symmetry alignment and MI optimisation (paper: "Generation of ground truth data").
 
-Both heads are put in their PCA symmetry frames (symmetry.py), the two frames are
-registered with mutual information (registration.py), and the result is composed
-back, ``T = F_moving @ T_reg @ inv(F_fixed)`` (``symmetry.compose_ground_truth``).
-Because PCA leaves the axes' signs and near-equal axes' order open, the 24 frame
-alignments are ranked by MI on a 4 mm grid, the best 8 get a short coarse (1+1)-EO run
-(``screen_starts``), and the best one or two of those are optimised with the preset;
-the result with the best full-resolution MI wins. Without symmetry,
-the optimiser starts from the images as they lie (identity), as in the paper's
-comparison.
+The paper puts both heads in their PCA symmetry frames (symmetry.py), registers the two
+frames with mutual information and composes the result back, ``T = F_moving @ T_reg @
+inv(F_fixed)`` (``symmetry.compose_ground_truth``). Here that is the registration search
+(search.py) with its exhaustive setting, which may take all the time it wants:
+
+* ``accurate`` (default): every kind of start (the 24 frame alignments among them), the
+  search's screening, and its refinement on the images themselves.
+* ``paper``: the frame alignments only, screened by the search (PCA leaves the axes'
+  signs and near-equal axes' order open), then the paper's (1+1)-evolutionary optimiser
+  with its settings (registration.py) from the best.
+
+Without symmetry the search starts from the images as they lie (identity), as in the
+paper's comparison.
 """
 
 from __future__ import annotations
@@ -20,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import batch, geometry, qa, registration, symmetry, transform_io, volume_io
+from . import batch, geometry, qa, quality, registration, search, symmetry, transform_io, volume_io
 from .errors import HeadRegError
 
-AMBIGUOUS_MARGIN = 0.02   # relative MI gap under which two different results count as a tie
-SCREENED = 8              # frame alignments (of 24) screened by a short coarse optimisation
-SCREENING_STAGE = registration.PRESETS["accurate"]["stages"][0]  # coarse (1+1)-EO on 6 mm copies
+PRESETS = ("accurate", "paper")
+MASK_SPACING_MM = 4.0
 
 
 @dataclass
@@ -33,12 +36,13 @@ class GroundTruth:
     matrix: np.ndarray                      # fixed -> moving, LPS mm
     preset: str
     use_symmetry: bool
-    metric: float                           # Mattes MI at the result, full resolution, head mask
+    metric: float                           # the search's metric at the result (negative MI, lower is better)
     seconds: float
     fixed_frame: np.ndarray | None = None   # frame -> physical, 4x4
     moving_frame: np.ndarray | None = None
     registration_in_frame: np.ndarray | None = None  # fixed frame -> moving frame
-    starts: list[dict] = field(default_factory=list)  # every optimised start: permutation, MI, moves
+    candidates: list[dict] = field(default_factory=list)  # the search's last candidates: kind, metric per stage
+    quality: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def record(self) -> dict:
@@ -46,80 +50,46 @@ class GroundTruth:
         def listed(m):
             return None if m is None else np.asarray(m).tolist()
         return {"matrix_fixed_to_moving_lps": listed(self.matrix), "preset": self.preset,
-                "symmetry_alignment": self.use_symmetry, "mattes_mi": self.metric, "seconds": self.seconds,
+                "symmetry_alignment": self.use_symmetry, "metric": self.metric, "seconds": self.seconds,
                 "fixed_frame": listed(self.fixed_frame), "moving_frame": listed(self.moving_frame),
-                "registration_in_frame": listed(self.registration_in_frame), "starts": self.starts,
-                "warnings": self.warnings, "settings": registration.PRESETS[self.preset]}
+                "registration_in_frame": listed(self.registration_in_frame), "candidates": self.candidates,
+                "quality": self.quality, "warnings": self.warnings,
+                "settings": {"search": search.EFFORT["exhaustive"],
+                             **({"paper": registration.PRESETS["paper"]} if self.preset == "paper" else {})}}
 
 
-def screen_starts(fixed: sitk.Image, moving: sitk.Image, candidates, center, head_mask: sitk.Image,
-                  ranked: int = SCREENED, kept: int = 2) -> list[tuple[float, int, np.ndarray]]:
-    """Resolve the PCA sign and order ambiguity: the ``ranked`` candidates with the best
-    MI as they lie each get a short coarse (1+1)-evolutionary run (``SCREENING_STAGE``);
-    of the ``kept`` best after it, those within 10 % of the best MI are returned as
-    (MI, candidate index, matrix)."""
-    order = registration.rank_candidates(fixed, moving, candidates, head_mask)[:ranked]
-    fixed_coarse = registration.coarse_copy(fixed, SCREENING_STAGE["spacing_mm"])
-    moving_coarse = registration.coarse_copy(moving, SCREENING_STAGE["spacing_mm"])
-    stage = {**SCREENING_STAGE, "spacing_mm": None}
-    screened = []
-    for _, k in order:
-        try:
-            result = registration.run_stage(fixed_coarse, moving_coarse, candidates[k], center, stage, head_mask)
-        except HeadRegError:  # the start leaves no overlap: not a candidate
-            continue
-        screened.append((result.metric, k, result.matrix))
-    if not screened:
-        raise HeadRegError("no symmetry-frame alignment overlaps the two heads")
-    screened.sort(key=lambda s: s[0])
-    best = screened[0][0]
-    return [s for s in screened[:kept] if s[0] - best <= AMBIGUOUS_MARGIN * 5 * abs(best)]
-
-
-def ground_truth(fixed: sitk.Image, moving: sitk.Image, preset: str = "paper", use_symmetry: bool = True,
-                 starts: int = 2) -> GroundTruth:
-    """Fixed -> moving rigid transform between two head volumes, with or without
-    symmetry alignment first; with it, the ``starts`` best screened frame alignments
-    are each optimised with ``preset`` and the best final MI wins."""
+def ground_truth(fixed: sitk.Image, moving: sitk.Image, preset: str = "accurate",
+                 use_symmetry: bool = True) -> GroundTruth:
+    """Fixed -> moving rigid transform between two head volumes (module docstring)."""
+    if preset not in PRESETS:
+        raise HeadRegError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     began = time.perf_counter()
-    fixed_mask, moving_mask = symmetry.head_mask(fixed), symmetry.head_mask(moving)
-    fixed_frame = symmetry.symmetry_frame(fixed, fixed_mask)
-    warnings = []
-    if use_symmetry:
-        moving_frame = symmetry.symmetry_frame(moving, moving_mask)
-        for name, frame in (("fixed", fixed_frame), ("moving", moving_frame)):
-            if not frame.distinct_axes():
-                warnings.append(f"the {name} head's principal axes have near-equal spreads "
-                                f"({np.sqrt(frame.variances).round(1).tolist()} mm)")
-        candidates = symmetry.candidate_alignments(fixed_frame, moving_frame)
-        chosen = [(k, m, mi) for mi, k, m in
-                  screen_starts(fixed, moving, candidates, fixed_frame.center, fixed_mask, kept=starts)]
-    else:
-        chosen = [(None, np.eye(4), None)]
-
-    results = []
-    for k, start, screened_mi in chosen:
-        result = registration.register(fixed, moving, start, fixed_frame.center, preset, fixed_mask)
-        final_mi = registration.mutual_information(fixed, moving, result.matrix, fixed_mask)
-        results.append((final_mi, result, {
-            "permutation": None if k is None else symmetry.AXIS_PERMUTATIONS[k].tolist(),
-            "screened_mi": screened_mi, "final_mi": final_mi, "iterations": result.iterations,
-            "moved_mm": geometry.translation_error_mm(result.matrix, start, fixed_frame.center),
-            "stop": result.stop_condition}))
-    results.sort(key=lambda r: r[0])
-    best_mi, best, _ = results[0]
-    if len(results) > 1 and results[1][0] - best_mi < AMBIGUOUS_MARGIN * abs(best_mi) \
-            and geometry.rotation_error_deg(results[1][1].matrix, best.matrix) > 5.0:
-        warnings.append("two different symmetry-frame starts end at almost the same MI: "
-                        "check this pair by eye")
-    if best.metric > best.initial_metric:
-        warnings.append("the optimiser ended at a worse MI than it started from")
-
-    truth = GroundTruth(best.matrix, preset, use_symmetry, best_mi, time.perf_counter() - began,
-                        starts=[r[2] for r in results], warnings=warnings)
+    fixed_mask, moving_mask = (symmetry.head_mask(image, MASK_SPACING_MM) for image in (fixed, moving))
+    fixed_frame, moving_frame = (symmetry.symmetry_frame(image, mask)
+                                 for image, mask in ((fixed, fixed_mask), (moving, moving_mask)))
+    warnings = [f"the {name} head's principal axes have near-equal spreads "
+                f"({np.sqrt(frame.variances).round(1).tolist()} mm)"
+                for name, frame in (("fixed", fixed_frame), ("moving", moving_frame))
+                if use_symmetry and not frame.distinct_axes()]
+    if preset == "paper" and not use_symmetry:   # the paper's comparison: the optimiser alone, as they lie
+        result = registration.register(fixed, moving, np.eye(4), fixed_frame.center, "paper", fixed_mask)
+        measures = {"head_dice": quality.head_dice(fixed_mask, moving_mask, result.matrix)}
+        return GroundTruth(result.matrix, preset, False, result.metric, time.perf_counter() - began,
+                           quality=measures, warnings=warnings)
+    kinds = ("header",) if not use_symmetry else ("symmetry",) if preset == "paper" else search.START_KINDS
+    found = search.search(fixed, moving, fixed_mask, moving_mask, fixed_frame, moving_frame, "cpu",
+                          effort="exhaustive", refine=preset == "accurate", start_kinds=kinds)
+    measures = quality.measure(found, fixed_mask, moving_mask)
+    warnings += measures.pop("warnings")
+    matrix, metric = found.chosen.matrix, -measures["mutual_information"]
+    if preset == "paper":
+        result = registration.register(fixed, moving, matrix, fixed_frame.center, "paper", fixed_mask)
+        matrix, metric = result.matrix, result.metric
+    truth = GroundTruth(matrix, preset, use_symmetry, metric, time.perf_counter() - began,
+                        candidates=[c.record() for c in found.candidates], quality=measures, warnings=warnings)
     if use_symmetry:
         truth.fixed_frame, truth.moving_frame = fixed_frame.matrix, moving_frame.matrix
-        truth.registration_in_frame = geometry.compose(geometry.invert(moving_frame.matrix), best.matrix,
+        truth.registration_in_frame = geometry.compose(geometry.invert(moving_frame.matrix), matrix,
                                                        fixed_frame.matrix)
     return truth
 

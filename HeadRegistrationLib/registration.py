@@ -1,29 +1,26 @@
-"""Mutual-information rigid registration with SimpleITK (paper: "Generation of ground truth data").
+"""The paper's mutual-information registration with SimpleITK (paper: "Generation of ground
+truth data"), kept as ``groundtruth --preset paper``; every other registration runs the
+search (search.py).
 
-A preset is a list of stages, each one SimpleITK optimisation of a Euler3D transform
-on Mattes mutual information, run one after the other:
+``PRESETS["paper"]``: the (1+1) evolutionary optimiser on Mattes MI, growth factor 1.05,
+epsilon 1.5e-6, initial radius 6.25e-3, 100 iterations, 50 histogram bins (MATLAB's
+``imregconfig('multimodal')``). The paper names 500 spatial samples but also says it
+"considered all pixel values": in MATLAB, ``UseAllPixels`` (on by default) makes the
+sample count inert, so every voxel of the fixed head is used here (500 random samples
+measured worse: docs/BENCHMARKS.md). MATLAB does not document how it scales the rigid
+parameters for the radius; here one radius is 6.25e-3 rad (0.36 deg) of rotation and
+0.625 mm of translation.
 
-* ``paper``: the paper's (1+1) evolutionary optimiser, growth factor 1.05, epsilon
-  1.5e-6, initial radius 6.25e-3, 100 iterations, 50 histogram bins (MATLAB's
-  ``imregconfig('multimodal')``). The paper names 500 spatial samples but also says it
-  "considered all pixel values": in MATLAB, ``UseAllPixels`` (on by default) makes the
-  sample count inert, so every voxel of the fixed head is used here (500 random samples
-  measured worse: docs/BENCHMARKS.md). MATLAB does not document how it scales the rigid
-  parameters for the radius; here one radius is 6.25e-3 rad (0.36 deg) of rotation and
-  0.625 mm of translation.
-* ``accurate``: a coarse (1+1)-EO with a wide radius on 6 mm copies, then regular-step
-  gradient descent at 2x and full resolution on 50 000 samples, with scales from physical
-  shifts; chosen by the ground-truth benchmark (docs/BENCHMARKS.md).
-
-Transforms are fixed -> moving 4x4 matrices (geometry.py). Each stage optimises a
-``Euler3DTransform`` about ``center`` composed after the stage's start, so a stage
-returns ``start @ T_opt``.
+Transforms are fixed -> moving 4x4 matrices (geometry.py). A stage optimises a
+``Euler3DTransform`` about ``center`` composed after its start, so it returns
+``start @ T_opt``. Each registration runs ITK on one thread (set on the registration
+object, not process-wide): ITK's multi-threaded sums differ in the last bits from run to
+run, and on one thread every run gives the same transform.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,15 +34,7 @@ PRESETS = {
         {"optimizer": "one_plus_one", "spacing_mm": None, "iterations": 100, "growth_factor": 1.05,
          "epsilon": 1.5e-6, "initial_radius": 6.25e-3, "translation_unit_mm": 100.0,
          "spatial_samples": None, "histogram_bins": 50}]},
-    "accurate": {"stages": [
-        {"optimizer": "one_plus_one", "spacing_mm": 6.0, "iterations": 300, "growth_factor": 1.05,
-         "epsilon": 1e-6, "initial_radius": 0.05, "translation_unit_mm": 100.0,
-         "spatial_samples": None, "histogram_bins": 32},
-        {"optimizer": "gradient_descent", "spacing_mm": None, "shrink_factors": [2, 1], "smoothing_mm": [1.0, 0.0],
-         "iterations": 200, "learning_rate": 4.0, "minimum_step": 1e-3, "relaxation": 0.7,
-         "spatial_samples": 50000, "histogram_bins": 50}]},
 }
-RANKING_SPACING_MM = 4.0  # grid on which candidate starts are compared
 SEED = 1                  # of the metric's sample draws and the evolutionary optimiser
 
 
@@ -60,31 +49,13 @@ class RegistrationResult:
     preset: str = ""
 
 
-@contextmanager
-def one_thread():
-    """Run ITK on one thread inside the block, and restore its setting after. ITK's
-    multi-threaded sums differ in the last bits from run to run, and gradient descent
-    turns those bits into differences of 1e-4 mm; on one thread every run gives the same
-    transform (issue 6: identical within 1e-6)."""
-    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-
-
-def mattes_method(bins: int, smoothed_gradient: bool = True) -> sitk.ImageRegistrationMethod:
-    """A registration method with Mattes MI. Its derivative reads the moving image's
-    gradient: ``smoothed_gradient`` takes it from the whole image smoothed by its largest
-    voxel size (ITK's default; on 4 mm slabs it ended nearer the truth than unsmoothed
-    gradients, 0.9-1.5 against 1.5-2.2 mm); without, at the sample points only (a metric
-    value alone needs no gradient: there this cuts each MI evaluation to a quarter). The
-    fixed image's gradient, which ITK also computes by default, is never used by Mattes MI."""
+def mattes_method(bins: int) -> sitk.ImageRegistrationMethod:
+    """A registration method with Mattes MI, on one ITK thread. Mattes MI never reads the
+    fixed image's gradient, which ITK would otherwise compute."""
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(bins)
     method.SetMetricUseFixedImageGradientFilter(False)
-    method.SetMetricUseMovingImageGradientFilter(smoothed_gradient)
+    method.SetNumberOfThreads(1)
     return method
 
 
@@ -113,38 +84,13 @@ def coarse_copy(image: sitk.Image, spacing_mm: float) -> sitk.Image:
     return resample_isotropic(sitk.SmoothingRecursiveGaussian(_float(image), spacing_mm / 2), spacing_mm)
 
 
-def _configure(method: sitk.ImageRegistrationMethod, stage: dict, fixed: sitk.Image,
-               mask: sitk.Image | None) -> None:
-    if stage["spatial_samples"]:  # a number of samples at full resolution; None: every voxel
-        voxels = sitk.GetArrayViewFromImage(mask).sum() if mask is not None else np.prod(fixed.GetSize())
-        method.SetMetricSamplingStrategy(method.RANDOM if stage["optimizer"] == "one_plus_one" else method.REGULAR)
-        method.SetMetricSamplingPercentage(float(min(1.0, stage["spatial_samples"] / max(int(voxels), 1))), SEED)
-    if stage["optimizer"] == "one_plus_one":
-        method.SetOptimizerAsOnePlusOneEvolutionary(
-            numberOfIterations=stage["iterations"], epsilon=stage["epsilon"],
-            initialRadius=stage["initial_radius"], growthFactor=stage["growth_factor"], seed=SEED)
-        unit = stage["translation_unit_mm"]
-        method.SetOptimizerScales([1.0, 1.0, 1.0, 1.0 / unit, 1.0 / unit, 1.0 / unit])
-    else:
-        method.SetShrinkFactorsPerLevel(stage["shrink_factors"])
-        method.SetSmoothingSigmasPerLevel(stage["smoothing_mm"])
-        method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-        method.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=stage["learning_rate"], minStep=stage["minimum_step"],
-            numberOfIterations=stage["iterations"], relaxationFactor=stage["relaxation"],
-            gradientMagnitudeTolerance=1e-8)
-        method.SetOptimizerScalesFromPhysicalShift()
-
-
 def run_stage(fixed: sitk.Image, moving: sitk.Image, initial, center, stage: dict,
-              head_mask: sitk.Image | None = None, prepared_mask: sitk.Image | None = None) -> RegistrationResult:
-    """One optimisation stage (see ``PRESETS``) from ``initial``: ``initial @ T_opt``.
-    ``prepared_mask`` (from ``metric_mask``, on the fixed grid) replaces ``head_mask``
-    where the caller reuses one mask for many runs."""
+              head_mask: sitk.Image | None = None) -> RegistrationResult:
+    """One (1+1)-evolutionary stage (see ``PRESETS``) from ``initial``: ``initial @ T_opt``."""
     if stage["spacing_mm"]:
         fixed, moving = coarse_copy(fixed, stage["spacing_mm"]), coarse_copy(moving, stage["spacing_mm"])
     fixed_f, moving_f = _float(fixed), _float(moving)
-    mask = prepared_mask if prepared_mask is not None else metric_mask(fixed, head_mask)
+    mask = metric_mask(fixed, head_mask)
     method = mattes_method(stage["histogram_bins"])
     method.SetInterpolator(sitk.sitkLinear)
     if mask is not None:
@@ -154,7 +100,15 @@ def run_stage(fixed: sitk.Image, moving: sitk.Image, initial, center, stage: dic
     optimised.SetComputeZYX(True)
     optimised.SetCenter(tuple(float(c) for c in center))
     method.SetInitialTransform(optimised, inPlace=True)
-    _configure(method, stage, fixed, mask)
+    if stage["spatial_samples"]:  # a number of samples at full resolution; None: every voxel
+        voxels = sitk.GetArrayViewFromImage(mask).sum() if mask is not None else np.prod(fixed.GetSize())
+        method.SetMetricSamplingStrategy(method.RANDOM)
+        method.SetMetricSamplingPercentage(float(min(1.0, stage["spatial_samples"] / max(int(voxels), 1))), SEED)
+    method.SetOptimizerAsOnePlusOneEvolutionary(
+        numberOfIterations=stage["iterations"], epsilon=stage["epsilon"],
+        initialRadius=stage["initial_radius"], growthFactor=stage["growth_factor"], seed=SEED)
+    unit = stage["translation_unit_mm"]
+    method.SetOptimizerScales([1.0, 1.0, 1.0, 1.0 / unit, 1.0 / unit, 1.0 / unit])
     start = time.perf_counter()
     try:
         initial_metric = method.MetricEvaluate(fixed_f, moving_f)
@@ -167,7 +121,7 @@ def run_stage(fixed: sitk.Image, moving: sitk.Image, initial, center, stage: dic
                               time.perf_counter() - start)
 
 
-def register(fixed: sitk.Image, moving: sitk.Image, initial=None, center=None, preset: str = "accurate",
+def register(fixed: sitk.Image, moving: sitk.Image, initial=None, center=None, preset: str = "paper",
              head_mask: sitk.Image | None = None) -> RegistrationResult:
     """Rigid MI registration of ``moving`` onto ``fixed`` from ``initial`` (fixed -> moving),
     through the stages of ``preset``.
@@ -189,13 +143,14 @@ def register(fixed: sitk.Image, moving: sitk.Image, initial=None, center=None, p
 
 
 def mutual_information(fixed: sitk.Image, moving: sitk.Image, matrix, head_mask: sitk.Image | None = None,
-                       bins: int = 50, prepared_mask: sitk.Image | None = None) -> float:
+                       bins: int = 50) -> float:
     """Mattes MI (negative, lower is better) of ``moving`` resampled onto ``fixed``
-    through ``matrix``, over all voxels of the (dilated) fixed head mask
-    (or of ``prepared_mask``, see ``run_stage``)."""
-    method = mattes_method(bins, smoothed_gradient=False)
+    through ``matrix``, over all voxels of the (dilated) fixed head mask: the measure the
+    paper's optimiser and ITK's peers use."""
+    method = mattes_method(bins)
+    method.SetMetricUseMovingImageGradientFilter(False)
     method.SetInterpolator(sitk.sitkLinear)
-    mask = prepared_mask if prepared_mask is not None else metric_mask(fixed, head_mask)
+    mask = metric_mask(fixed, head_mask)
     if mask is not None:
         method.SetMetricFixedMask(mask)
     method.SetInitialTransform(geometry.sitk_from_matrix(matrix), inPlace=False)
@@ -203,12 +158,3 @@ def mutual_information(fixed: sitk.Image, moving: sitk.Image, matrix, head_mask:
         return float(method.MetricEvaluate(_float(fixed), _float(moving)))
     except RuntimeError:  # no overlap at all: the worst possible value
         return 0.0
-
-
-def rank_candidates(fixed: sitk.Image, moving: sitk.Image, candidates, head_mask: sitk.Image | None = None,
-                    spacing_mm: float = RANKING_SPACING_MM) -> list[tuple[float, int]]:
-    """(MI, index) of each candidate start, best first, measured on both images
-    smoothed and resampled to ``spacing_mm`` isotropic voxels."""
-    fixed_coarse, moving_coarse = coarse_copy(fixed, spacing_mm), coarse_copy(moving, spacing_mm)
-    scores = [(mutual_information(fixed_coarse, moving_coarse, m, head_mask), k) for k, m in enumerate(candidates)]
-    return sorted(scores)

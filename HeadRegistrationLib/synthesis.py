@@ -220,9 +220,12 @@ def classes_from_ct(ct_hu: sitk.Image) -> sitk.Image:
     if head.sum() < 1000:
         raise HeadRegError("the CT holds too small a head to synthesise a partner from")
     bone = head & (hu > BONE_HU)
-    intracranial = symmetry.fill_holes_slicewise(_morphology(bone, ct_hu, sitk.BinaryMorphologicalClosing, 3.0))
+    # A closing of a few voxels seals a skull that partial volume leaves open on coarse grids.
+    closing_mm = max(3.0, 2.0 * max(ct_hu.GetSpacing()))
+    intracranial = symmetry.fill_holes_slicewise(_morphology(bone, ct_hu, sitk.BinaryMorphologicalClosing,
+                                                             closing_mm))
     intracranial &= ~_morphology(bone, ct_hu, sitk.BinaryDilate, 1.0) & head
-    smooth = _blur(hu, ct_hu, [1.0, 1.0, 1.0])
+    smooth = _blur(hu, ct_hu, [1.5] * 3)   # grey and white matter differ by less than the noise
     classes = np.full(hu.shape, AIR, dtype=np.uint8)
     classes[head] = SOFT
     classes[head & (hu > -400) & (hu < -40)] = FAT

@@ -41,32 +41,21 @@ def test_register_finds_the_truth_and_writes_every_output(registered, pair_files
     assert report["fixed"]["path"].endswith("mr.nii.gz") and report["fixed"]["modality"] == "MR"
     assert report["moving"]["path"].endswith("ct.nii.gz") and report["moving"]["input"] == 1
     np.testing.assert_allclose(report["matrix_fixed_to_moving_lps"], found, atol=1e-6)
-    assert {"modality", "symmetry frames", "learned prediction", "screening", "refinement", "reading",
-            "writing", "total"} <= set(report["seconds"])
+    assert {"frames", "roles", "starts", "learned correction", "screening", "fine search", "refinement",
+            "quality", "reading", "writing", "total"} <= set(report["seconds"])
     assert report["quality"]["confident"] and report["quality"]["head_dice"] > 0.85
+    assert report["learned_models"] and {c["kind"] for c in report["candidates"]} <= {
+        "symmetry", "axis turn", "sampled", "header", "learned", "mirror"}
     resampled = sitk.ReadImage(str(out / "ct_on_mr.nii.gz"))
     assert resampled.GetSize() == mr.GetSize() and (out / "qa.png").stat().st_size > 10_000
 
 
 def test_the_other_order_and_a_second_run_give_the_same_transform(registered, pair_files):
-    """...and on one worker instead of the machine's cores (autoregister.Pool)."""
     _, out = registered
     mr, ct = (sitk.ReadImage(str(pair_files / name)) for name in ("mr.nii.gz", "ct.nii.gz"))
-    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    try:
-        result = autoregister.register_volumes(mr, ct)
-        assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == 1  # restored afterwards
-    finally:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    result = autoregister.register_volumes(mr, ct)
     assert result.fixed_index == 0
     np.testing.assert_allclose(result.matrix, transform_io.read_transform(out / "t.tfm"), atol=1e-6)
-
-
-def test_pool_returns_results_in_the_order_of_the_items():
-    items = list(range(9))
-    assert autoregister.Pool(3).map(lambda k: k * k, items) == [k * k for k in items]
-    assert autoregister.Pool(1).map(str, items) == [str(k) for k in items]
 
 
 def test_no_refine_stops_after_the_screening(pair_files):
@@ -178,17 +167,22 @@ def test_roles_are_refused_when_a_modality_is_unknown():
 
 
 def test_quality_flags_a_poor_overlap_and_a_close_runner_up(pair_files):
-    from HeadRegistrationLib import quality
+    from HeadRegistrationLib import quality, search
     mr = sitk.ReadImage(str(pair_files / "mr.nii.gz"))
     head = symmetry.head_mask(mr, 4.0)
     assert quality.head_dice(head, head, np.eye(4)) == pytest.approx(1.0)
     shifted = geometry.translation_matrix((0.0, 40.0, 0.0))
     assert quality.head_dice(head, head, shifted) < quality.MIN_HEAD_DICE
-    chosen = {"matrix": np.eye(4), "screened_mi": -0.50}
-    flipped = {"matrix": geometry.rigid_matrix(geometry.rotation_about_axis((0, 0, 1), 180), (0, 0, 0),
-                                               geometry.grid_center(mr)), "screened_mi": -0.49}
-    measured = quality.measure(np.eye(4), head, head, [chosen, flipped], chosen)
+    flipped = geometry.rigid_matrix(geometry.rotation_about_axis((0, 0, 1), 180), (0, 0, 0), geometry.grid_center(mr))
+
+    def candidate(matrix, fine):
+        return search.Candidate("symmetry", matrix, {"fine": fine, "result at fine": fine}, {"fine": 1.0},
+                                {"fine": matrix})
+    chosen = candidate(np.eye(4), -0.50)
+    measured = quality.measure(search.SearchResult(chosen, [], {}, candidate(flipped, -0.49)), head, head)
     assert measured["runner_up_mi_gap"] == pytest.approx(0.02) and not measured["confident"]
     assert any("different alignment" in w for w in measured["warnings"])
-    alone = quality.measure(np.eye(4), head, head, [chosen], chosen)
+    alone = quality.measure(search.SearchResult(chosen, [], {}, None), head, head)
     assert alone["runner_up_mi_gap"] is None and alone["confident"] and not alone["warnings"]
+    poor = quality.measure(search.SearchResult(candidate(shifted, -0.5), [], {}, None), head, head)
+    assert not poor["confident"] and any("overlap poorly" in w for w in poor["warnings"])

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cases import make_case
 from groundtruth_accuracy import BINS, make_pair
 from HeadRegistrationLib import autoregister, geometry, symmetry
+from HeadRegistrationLib.errors import HeadRegError
 
 SUCCESS_MM = 2.0
 
@@ -30,9 +32,15 @@ SUCCESS_MM = 2.0
 def run_case(dataset: str, seed: int, lo: float, hi: float, models) -> dict:
     rng = np.random.default_rng(seed)
     angle, distance = rng.uniform(lo, hi), rng.uniform(10, 40)
-    fixed, moving, truth = make_pair(dataset, seed, angle, distance)
+    fixed, moving, truth = (make_case if "/" in dataset else make_pair)(dataset, seed, angle, distance)
     began = time.perf_counter()
-    result = autoregister.register_volumes(moving, fixed, models=models)
+    try:
+        result = autoregister.register_volumes(moving, fixed, models=models)
+    except HeadRegError as refused:   # a refusal is a failure of the benchmark case
+        return {"dataset": dataset, "seed": seed, "bin": f"{lo}-{hi}", "angle": angle, "distance": distance,
+                "tre_mm": float("inf"), "roles_right": None, "seconds": time.perf_counter() - began,
+                "quality": {"confident": False, "head_dice": None, "runner_up_mi_gap": None},
+                "error": str(refused)}
     seconds = time.perf_counter() - began
     return {"dataset": dataset, "seed": seed, "bin": f"{lo}-{hi}", "angle": angle, "distance": distance,
             "tre_mm": geometry.mean_displacement_in_mask(result.matrix, truth, symmetry.head_mask(fixed)),
@@ -58,13 +66,16 @@ def summarise(rows: list[dict]) -> str:
               f"{sum(not r['quality']['confident'] for r in failed)} of the {len(failed)} failures flagged, "
               f"{sum(r['tre_mm'] < SUCCESS_MM for r in flagged)} successes flagged. "
               f"Roles right in {sum(r['roles_right'] for r in rows)} of {len(rows)}. "
-              f"Median TRE over all cases {np.median([r['tre_mm'] for r in rows]):.2f} mm."]
+              f"Median TRE over all cases {np.median([r['tre_mm'] for r in rows]):.2f} mm. "
+              f"Refused: {sum('error' in r for r in rows)}."]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default="phantom,mni,phantom-slab,slab-header")
+    parser.add_argument("--datasets", default="phantom,mni,phantom-slab,slab-header",
+                        help="comma-separated: groundtruth_accuracy.py's datasets or cases.py's source/view names")
+    parser.add_argument("--first-seed", type=int, default=200)
     parser.add_argument("--pairs-per-bin", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--models", help="model folder (default: the shipped models)")
@@ -75,14 +86,14 @@ def main() -> None:
     for dataset in args.datasets.split(","):
         for b, (lo, hi) in enumerate(BINS):
             for j in range(args.pairs_per_bin):
-                seed = 200 + 10 * b + j
-                path = args.out / f"{dataset}-{seed}.json"
+                seed = args.first_seed + 10 * b + j
+                path = args.out / f"{dataset.replace('/', '_')}-{seed}.json"
                 if not path.exists():
                     path.write_text(json.dumps(run_case(dataset, seed, lo, hi, models), indent=1))
                 row = json.loads(path.read_text())
                 print(f"{dataset} {row['angle']:.0f} deg {row['distance']:.0f} mm: TRE {row['tre_mm']:.2f} mm, "
-                      f"{row['seconds']:.1f} s, head Dice {row['quality']['head_dice']:.3f}, "
-                      f"gap {row['quality']['runner_up_mi_gap']}", flush=True)
+                      f"{row['seconds']:.1f} s, head Dice {row['quality']['head_dice']}, "
+                      f"gap {row['quality']['runner_up_mi_gap']} {row.get('error', '')}", flush=True)
                 rows.append(row)
     print(summarise(rows))
 

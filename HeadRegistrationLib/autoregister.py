@@ -24,6 +24,8 @@ from . import __version__, geometry, preprocessing, quality, search, symmetry, v
 from .errors import HeadRegError
 
 HEAD_ML = (200, 15000)    # volume of the head mask: a thin slab of a head to a head and neck
+MIN_ROLE_ODDS = 4.0       # the two role orders must differ by this much to register at all...
+CONFIDENT_ROLE_ODDS = 30.0   # ...and by this much for the roles to count as certain
 MASK_SPACING_MM = 4.0     # head masks: for the frames, the starts and the quality check
 
 
@@ -43,19 +45,26 @@ class AutoRegistration:
         return bool(self.quality.get("confident"))
 
 
-def assign_roles(kind_a: str | None, kind_b: str | None, reasons=("", "")) -> int:
-    """Index of the MR (fixed) input; refuses two volumes of the same or unknown modality."""
-    kinds = (kind_a, kind_b)
-    if kinds == ("MR", "CT"):
-        return 0
-    if kinds == ("CT", "MR"):
-        return 1
-    if kinds[0] == kinds[1] and kinds[0] is not None:
-        raise HeadRegError(f"both volumes look like {kinds[0]} ({'; '.join(r for r in reasons if r)}): "
-                           "give one CT and one MR")
-    unknown = 0 if kinds[0] is None else 1
-    raise HeadRegError(f"cannot tell whether the {('first', 'second')[unknown]} volume is CT or MR: "
-                       f"{reasons[unknown]}")
+def assign_roles(ct_probabilities, reasons=("", "")) -> tuple[int, list[str]]:
+    """Index of the MR (fixed) input, and warnings, from each input's probability of being
+    the CT: the order whose odds are higher wins (a clear CT beside an MR that also looks
+    a little like one is still a pair), refused when the two orders are too close to call
+    (two CTs, two MRs, two of a kind unknown)."""
+    p = [min(max(float(v), 1e-6), 1 - 1e-6) for v in ct_probabilities]
+    odds = p[0] * (1 - p[1]) / ((1 - p[0]) * p[1])   # first is the CT against second is the CT
+    ct_index = 0 if odds >= 1 else 1
+    strength = max(odds, 1 / odds)
+    if strength < MIN_ROLE_ODDS:
+        both = "CT" if min(p) >= 0.5 else "MR" if max(p) < 0.5 else None
+        why = "; ".join(r for r in reasons if r)
+        if both:
+            raise HeadRegError(f"both volumes look like {both} ({why}): give one CT and one MR")
+        raise HeadRegError(f"cannot tell which volume is the CT and which the MR ({why})")
+    warnings = []
+    if strength < CONFIDENT_ROLE_ODDS:
+        warnings.append(f"LOW CONFIDENCE: the roles are uncertain (odds {strength:.0f}:1 that the "
+                        f"{('first', 'second')[ct_index]} volume is the CT): check which is which")
+    return 1 - ct_index, warnings
 
 
 def torch_device(device: str):
@@ -82,13 +91,16 @@ def load_models(model_folder=None, device: str = "auto"):
     return model, learned
 
 
-def decide_modalities(images, classifier_model, centers) -> list[dict]:
-    """CT or MR for each image (head centred at ``centers``), with its probability and any warning."""
+def decide_modalities(images, classifier_model, centers, masks) -> list[dict]:
+    """CT or MR for each image (head centred at ``centers``, ``masks`` its head masks),
+    with its probability and any warning."""
     from . import classifier
     decisions = []
-    for image, center in zip(images, centers):
-        decision = classifier.decide(image, classifier_model, center)
+    for image, center, mask in zip(images, centers, masks):
+        decision = classifier.decide(image, classifier_model, center, mask)
         decisions.append({"modality": decision.modality, "probability": decision.probability,
+                          "ct_probability": decision.probability if decision.modality == "CT"
+                          else 1 - decision.probability,
                           "learned_ct_probability": decision.learned_ct_probability, "reason": decision.rule.reason,
                           "warnings": decision.warnings})
     return decisions
@@ -146,9 +158,10 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
     lap("models")   # the wait for them, beyond the frames
 
     report("modality")
-    decisions = decide_modalities((image_a, image_b), classifier_model, [f.center for f in frames])
-    fixed_index = assign_roles(decisions[0]["modality"], decisions[1]["modality"],
-                               (decisions[0]["reason"], decisions[1]["reason"]))
+    decisions = decide_modalities((image_a, image_b), classifier_model, [f.center for f in frames], masks)
+    fixed_index, role_warnings = assign_roles([d["ct_probability"] for d in decisions],
+                                              [f"{name}: {d['reason']}" for name, d in zip(names, decisions)])
+    warnings += role_warnings
     for name, decision in zip(names, decisions):
         warnings += [f"{name}: {w}" for w in decision["warnings"]]
     order = (0, 1) if fixed_index == 0 else (1, 0)
@@ -170,6 +183,8 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
     report("quality check")
     measures = quality.measure(found, fixed_mask, moving_mask)
     warnings += measures.pop("warnings")
+    measures["roles_certain"] = not role_warnings
+    measures["confident"] = measures["confident"] and not role_warnings
     lap("quality")
     return AutoRegistration(found.chosen.matrix, fixed_index, tuple(decisions), measures, warnings, seconds,
                             [c.record() for c in found.candidates], learned=True)

@@ -152,27 +152,29 @@ class ModalityDecision:
     warnings: list[str] = field(default_factory=list)
 
 
+NETWORK_CAP = 0.98   # the network's odds are capped: outside what it was trained on it can be confidently wrong
+
+
 @torch.no_grad()
-def decide(image: sitk.Image, model: network.ModalityNet, center=None) -> ModalityDecision:
+def decide(image: sitk.Image, model: network.ModalityNet, center=None,
+           head_mask: sitk.Image | None = None) -> ModalityDecision:
     """CT or MR, weighing the classifier with the rule-based evidence: a DICOM tag decides;
-    otherwise the two are combined as independent odds, and disagreement is a warning.
-    ``center``: the head's centre when the caller already has it."""
+    otherwise the two are combined as independent odds (the network's capped at
+    ``NETWORK_CAP``), and disagreement is a warning. ``center`` and ``head_mask``: the
+    head's centre and mask (symmetry.head_mask) when the caller already has them."""
     model.eval()
     volume = classifier_input(image, center)[None].to(next(model.parameters()).device)
     p_ct = float(torch.softmax(model(volume), dim=1)[0, 1])
-    rule = modality.rule_based_modality(image)
-    warnings = []
-    if rule.modality is None:
-        combined = p_ct
+    rule = modality.rule_based_modality(image, head_mask)
+    if rule.from_dicom_tag:
+        combined = rule.ct_probability
     else:
-        rule_ct = rule.confidence if rule.modality == "CT" else 1 - rule.confidence
-        if rule.from_dicom_tag:
-            combined = rule_ct
-        else:
-            odds = (p_ct / max(1 - p_ct, 1e-6)) * (rule_ct / max(1 - rule_ct, 1e-6))
-            combined = odds / (1 + odds)
-        if (p_ct >= 0.5) != (rule_ct >= 0.5) and rule.confidence >= 0.75:   # firm evidence, not "no negatives"
-            warnings.append(f"the classifier says {'CT' if p_ct >= 0.5 else 'MR'} ({max(p_ct, 1 - p_ct):.2f}) "
-                            f"but {rule.reason}")
+        capped = min(max(p_ct, 1 - NETWORK_CAP), NETWORK_CAP)
+        odds = capped / (1 - capped) * rule.ct_probability / (1 - rule.ct_probability)
+        combined = odds / (1 + odds)
+    warnings = []
+    if rule.modality is not None and (p_ct >= 0.5) != (rule.modality == "CT") and rule.confidence >= 0.75:
+        warnings.append(f"the classifier says {'CT' if p_ct >= 0.5 else 'MR'} ({max(p_ct, 1 - p_ct):.2f}) "
+                        f"but {rule.reason}")
     label = "CT" if combined >= 0.5 else "MR"
     return ModalityDecision(label, combined if label == "CT" else 1 - combined, p_ct, rule, warnings)

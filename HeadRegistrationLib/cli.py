@@ -19,6 +19,8 @@ from . import (__version__, augmentation, autoregister, batch, dataset, evaluati
 from .errors import HeadRegError
 from .files import write_atomically, write_image
 
+LOW_CONFIDENCE = 3   # exit code: the result was written but the quality check failed (DESIGN.md)
+
 MAX_VOXELS = 1024 ** 3  # refuse phantom grids larger than this
 
 
@@ -143,7 +145,7 @@ def command_demo(args) -> int:
     print(f"wrote {outdir}/registered.tfm, report.json and qa.png")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return 0
+    return 0 if result.confident else LOW_CONFIDENCE
 
 
 def _groundtruth_pair(args) -> int:
@@ -165,10 +167,10 @@ def _groundtruth_pair(args) -> int:
     print(f"wrote {args.output} (fixed -> moving, LPS mm): angles {np.round(angles_and_shifts[:3], 2).tolist()} deg, "
           f"translation {np.round(angles_and_shifts[3:], 2).tolist()} mm about the origin")
     print(f"preset {args.preset}, symmetry alignment {'off' if args.no_symmetry else 'on'}: "
-          f"Mattes MI {truth.metric:.4f}, {truth.seconds:.1f} s")
+          f"MI {-truth.metric:.4f}, {truth.seconds:.1f} s, {'confident' if truth.confident else 'LOW CONFIDENCE'}")
     for warning in truth.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return 0
+    return 0 if truth.confident else LOW_CONFIDENCE
 
 
 def _groundtruth_batch(args) -> int:
@@ -185,22 +187,24 @@ def _groundtruth_batch(args) -> int:
     records, skipped = batch.run_tasks(tasks, groundtruth.run_pair, groundtruth.pair_done, args.workers)
     failed = [r for r in records if r.get("status") != "ok"]
     summary = [batch.read_json(groundtruth.pair_outputs(t)["record"]) or {**t, "status": "not run"} for t in tasks]
-    columns = ["id", "status", "fixed", "moving", "mattes_mi", "seconds", "warnings", "error"]
+    columns = ["id", "status", "fixed", "moving", "metric", "confident", "seconds", "warnings", "error"]
 
     def write_summary(path):
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns)
             for r in summary:
-                writer.writerow([r.get("id"), r.get("status"), r.get("fixed"), r.get("moving"), r.get("mattes_mi"),
-                                 r.get("seconds"), "; ".join(r.get("warnings", [])), r.get("error", "")])
+                writer.writerow([r.get("id"), r.get("status"), r.get("fixed"), r.get("moving"), r.get("metric"),
+                                 r.get("quality", {}).get("confident"), r.get("seconds"),
+                                 "; ".join(r.get("warnings", [])), r.get("error", "")])
 
     write_atomically(args.out / "summary.csv", write_summary)
-    print(f"{len(records) - len(failed)} pairs registered, {skipped} already done, {len(failed)} failed; "
-          f"outputs and summary.csv in {args.out}")
+    doubtful = [r for r in summary if r.get("status") == "ok" and not r.get("quality", {}).get("confident")]
+    print(f"{len(records) - len(failed)} pairs registered, {skipped} already done, {len(failed)} failed, "
+          f"{len(doubtful)} LOW CONFIDENCE; outputs and summary.csv in {args.out}")
     for r in failed:
         print(f"failed: {r['id']}: {r.get('error')}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed else LOW_CONFIDENCE if doubtful else 0
 
 
 def command_groundtruth(args) -> int:
@@ -240,7 +244,7 @@ def command_synth(args) -> int:
         lowest = float(sitk.GetArrayViewFromImage(source).min())
         if args.ct_units == "hu" and lowest > -500:
             raise HeadRegError(f"{args.source.name} does not look like a CT in Hounsfield units (its minimum is "
-                               f"{lowest:g}, air is -1000): give --ct-units cormack or two-peaks")
+                               f"{lowest:g}, air is -1000): give --ct-units hu-plus-1024, cormack or two-peaks")
         ct = dataset.ct_in_hounsfield(source, args.ct_units.replace("-", "_"))
         mr = synthesis.synthesise(ct, "mr", rng, target_weighting=args.mr_weighting)
         partner = mr
@@ -336,11 +340,7 @@ def command_dataset(args) -> int:
 
 
 def command_modality(args) -> int:
-    try:
-        from . import classifier
-    except ImportError as missing:
-        raise HeadRegError(f"the modality classifier needs PyTorch ({missing}): pip install torch, "
-                           f"or install this package with the 'learn' extra") from None
+    from . import classifier
     model = classifier.load_model()
     failed = 0
     for path in args.files:
@@ -402,7 +402,7 @@ def command_register(args) -> int:
           f"{result.quality['head_dice']:.3f}, {'confident' if result.confident else 'LOW CONFIDENCE'}")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return 0
+    return 0 if result.confident else LOW_CONFIDENCE
 
 
 def _phantom_cases(count: int, out: Path) -> Path:
@@ -487,9 +487,10 @@ def command_evaluate(args) -> int:
         write_atomically(args.out / "summary.md", lambda p: Path(p).write_text(text + "\n"))
         evaluation.plot(records, args.out / "tre.png")
         print(text)
-    print(f"{len(records)} cases evaluated, {failed} failed; wrote {args.out}/results.csv, summary.md, summary.csv, "
-          f"tre.png")
-    return 1 if failed else 0
+    doubtful = sum(not r["confident"] for r in records)
+    print(f"{len(records)} cases evaluated, {failed} failed, {doubtful} LOW CONFIDENCE; wrote {args.out}/results.csv, "
+          f"summary.md, summary.csv, tre.png")
+    return 1 if failed else LOW_CONFIDENCE if doubtful else 0
 
 
 def _write_csv(path, columns, rows) -> None:
@@ -567,9 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skull", type=Path, help="--to ct: a real bone mask of the source MR")
     p.add_argument("--no-template", action="store_true", help="--to ct: do not use the MNI152/scct templates")
     p.add_argument("--data", type=Path, default=dataset.default_data_dir(), help="folder holding templates/")
-    p.add_argument("--ct-units", choices=("hu", "cormack", "two-peaks"), default="hu",
+    p.add_argument("--ct-units", choices=("hu", "hu-plus-1024", "cormack", "two-peaks"), default="hu",
                    help="--to mr: the source CT's units (two-peaks: calibrate from air and soft tissue)")
-    p.add_argument("--mr-weighting", choices=synthesis.WEIGHTINGS, help="--to mr: the partner's weighting "
+    p.add_argument("--mr-weighting", choices=synthesis.RENDERED, help="--to mr: the partner's weighting "
                    "(random by default)")
     p.add_argument("--qa", type=Path, metavar="PNG", help="also write a picture: MR with CT bone edges")
     p.set_defaults(run=command_synth)

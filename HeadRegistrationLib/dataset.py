@@ -67,6 +67,8 @@ def shared_subjects(data_dir) -> list[dict]:
         {"id": "rire-001", "kind": "mr", "mr": "rire_training_001/training_001_mr_T1.mha", "weighting": "t1"},
         {"id": "vtk-head-t2", "kind": "mr", "mr": "mr_small/HeadMRVolume.mhd", "weighting": "t2"},
         {"id": "ct-pitch-phantom", "kind": "ct", "ct": "ct_phantom/CT_pitch.nii.gz", "ct_units": "two_peaks"},
+        {"id": "tcga-hnsc-0002", "kind": "ct", "ct": "tcga_hnsc_ct/0002.nii.gz", "ct_units": "hu_plus_1024"},
+        {"id": "tcga-hnsc-0003", "kind": "ct", "ct": "tcga_hnsc_ct/0003.nii.gz", "ct_units": "hu_plus_1024"},
     ]
     data_dir = Path(data_dir)
     return [dict(s, data_dir=str(data_dir)) for s in catalogue
@@ -99,14 +101,17 @@ def _read(subject: dict, key: str) -> sitk.Image:
 
 
 def ct_in_hounsfield(image: sitk.Image, units: str) -> sitk.Image:
-    """A CT in Hounsfield units from ``units``: "hu", "cormack" or "two_peaks"."""
+    """A CT in Hounsfield units from ``units``: "hu", "hu_plus_1024" (as many CTs are
+    stored), "cormack" or "two_peaks"."""
+    if units == "hu_plus_1024":
+        return image - 1024.0
     if units == "cormack":
         return synthesis.hounsfield_from_cormack(image)
     if units == "two_peaks":
         return synthesis.hounsfield_from_two_peaks(image)
     if units == "hu":
         return image
-    raise HeadRegError(f"unknown CT units {units!r}: choose hu, cormack or two_peaks")
+    raise HeadRegError(f"unknown CT units {units!r}: choose hu, hu_plus_1024, cormack or two_peaks")
 
 
 def working_copy(image: sitk.Image) -> sitk.Image:
@@ -181,7 +186,7 @@ def _ct_appearance(ct: sitk.Image, rng: np.random.Generator) -> sitk.Image:
 def render_copy_pair(prepared: dict, rng: np.random.Generator) -> tuple[sitk.Image, sitk.Image, dict]:
     """An aligned (MR, CT in HU) pair of the subject with a fresh scanner appearance."""
     kind = prepared["kind"]
-    weighting = synthesis.WEIGHTINGS[rng.integers(len(synthesis.WEIGHTINGS))]
+    weighting = synthesis.RENDERED[rng.integers(len(synthesis.RENDERED))]
     if kind == "phantom":
         mr = synthesis.render_mr(prepared["classes"], rng, weighting)
         ct = synthesis.render_ct(prepared["classes"], rng)

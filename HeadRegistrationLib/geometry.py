@@ -250,3 +250,15 @@ def mean_displacement_in_mask(matrix_a, matrix_b, mask: sitk.Image, max_points: 
     if len(points) > max_points:
         points = points[np.random.default_rng(seed).choice(len(points), max_points, replace=False)]
     return float(target_registration_errors(matrix_a, matrix_b, points).mean())
+
+
+def moved_header(image: sitk.Image, motion) -> sitk.Image:
+    """``image`` with the same voxels, its origin and direction carried by the rigid
+    ``motion`` (each voxel's point p goes to motion(p)): the volume given in another
+    orientation. If ``T`` mapped fixed points to ``image``'s, ``motion @ T`` maps them to the copy's."""
+    moved = sitk.Image(image)
+    motion = as_matrix(motion)
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    moved.SetDirection((motion[:3, :3] @ direction).ravel().tolist())
+    moved.SetOrigin(transform_points(motion, np.array(image.GetOrigin())[None])[0].tolist())
+    return moved

@@ -45,6 +45,10 @@ class GroundTruth:
     quality: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def confident(self) -> bool:
+        return bool(self.quality.get("confident"))
+
     def record(self) -> dict:
         """JSON-ready summary (matrices as nested lists)."""
         def listed(m):
@@ -73,9 +77,12 @@ def ground_truth(fixed: sitk.Image, moving: sitk.Image, preset: str = "accurate"
                 if use_symmetry and not frame.distinct_axes()]
     if preset == "paper" and not use_symmetry:   # the paper's comparison: the optimiser alone, as they lie
         result = registration.register(fixed, moving, np.eye(4), fixed_frame.center, "paper", fixed_mask)
-        measures = {"head_dice": quality.head_dice(fixed_mask, moving_mask, result.matrix)}
+        dice = quality.head_dice(fixed_mask, moving_mask, result.matrix)
+        if dice < quality.MIN_HEAD_DICE:
+            warnings.append(f"LOW CONFIDENCE: the two heads overlap poorly (head Dice {dice:.2f} < "
+                            f"{quality.MIN_HEAD_DICE}): check the result by eye")
         return GroundTruth(result.matrix, preset, False, result.metric, time.perf_counter() - began,
-                           quality=measures, warnings=warnings)
+                           quality={"head_dice": dice, "confident": dice >= quality.MIN_HEAD_DICE}, warnings=warnings)
     kinds = ("header",) if not use_symmetry else ("symmetry",) if preset == "paper" else search.START_KINDS
     found = search.search(fixed, moving, fixed_mask, moving_mask, fixed_frame, moving_frame, "cpu",
                           effort="exhaustive", refine=preset == "accurate", start_kinds=kinds)

@@ -1,6 +1,19 @@
 """Evidence about an image's modality that needs no learning (paper, "Identification
-of image modality", is the learned part; this is what the final decision weighs with it):
-the DICOM Modality tag, and Hounsfield units (air at -1000, bone far above soft tissue)."""
+of image modality", is the learned part; this is what the final decision weighs with it).
+
+In the order they are tried:
+
+1. The DICOM Modality tag, when present, settles the question.
+2. Hounsfield units: much air near -1000 and bone above +300.
+3. The Hounsfield *scale* in any offset (HU + 1024 as many CTs are stored, an unsigned
+   export): inside the head, soft tissue forms one narrow peak about 1000 units above the
+   air outside it (water is 1000 HU above air by definition), whatever the zero.
+4. The spread of the tissue values, in any units: in a CT nearly all soft tissue (brain,
+   muscle, scalp) lies within a few per cent of the air-to-tissue step of one peak; in an
+   MR (T1, T2, PD, FLAIR, with or without contrast) grey and white matter, CSF and fat
+   differ by tens of per cent, and a bias field spreads them further.
+5. No negative values: not Hounsfield units (an MR, or a CT stored in other units), weak.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +23,10 @@ import numpy as np
 import SimpleITK as sitk
 
 DICOM_MODALITY_TAG = "0008|0060"
+WATER_ABOVE_AIR = (950.0, 1100.0)   # soft-tissue peak minus air, in any Hounsfield offset (water: 1000)
+PEAK_WINDOW = 0.03                  # "within a few per cent": of the air-to-tissue step
+CT_PEAK = 0.35                      # fraction of the head within the window: a CT above, an MR below
+MR_SPREAD = 0.22                    # ...and an MR's spread tissue below this
 
 
 @dataclass(frozen=True)
@@ -19,11 +36,51 @@ class ModalityEvidence:
     reason: str
     from_dicom_tag: bool = False   # the tag, when present, settles the question
 
+    @property
+    def ct_probability(self) -> float:
+        return self.confidence if self.modality == "CT" else 1 - self.confidence if self.modality else 0.5
 
-def rule_based_modality(image: sitk.Image, max_samples: int = 1_000_000) -> ModalityEvidence:
-    """CT or MR from the DICOM tag when present, else from the intensity distribution:
-    a CT in Hounsfield units has much air near -1000 and bone above +300; an image with
-    no negative values is not in Hounsfield units (an MR, or a CT stored in other units)."""
+
+@dataclass(frozen=True)
+class TissuePeak:
+    """The intensity structure of a head (module docstring, items 3 and 4)."""
+    air: float        # median value outside the head
+    tissue: float     # the main peak of the values well inside the head
+    in_peak: float    # fraction of the inner head within PEAK_WINDOW of the air-to-tissue step
+
+    @property
+    def step(self) -> float:
+        return self.tissue - self.air
+
+
+def tissue_peak(image: sitk.Image, head_mask: sitk.Image) -> TissuePeak | None:
+    """The head's tissue peak, from ``image`` sampled at the voxels of ``head_mask``'s grid
+    (the mask eroded by 8 mm: away from the skin's partial volume); None when the head
+    is too small to tell or its main peak is not well above the air (e.g. a hollow
+    plastic skull)."""
+    values = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), head_mask, sitk.Transform(),
+                                                  sitk.sitkLinear, np.nan, sitk.sitkFloat32))
+    head = sitk.GetArrayFromImage(head_mask) > 0
+    inner = sitk.GetArrayFromImage(sitk.BinaryErode(head_mask, [max(1, round(8.0 / head_mask.GetSpacing()[0]))] * 3)) > 0
+    outside, inner_values = values[~head & np.isfinite(values)], values[inner & np.isfinite(values)]
+    if inner_values.size < 200 or outside.size < 200:
+        return None
+    air = float(np.median(outside))
+    low, high = np.percentile(inner_values, [0.5, 99.5])
+    if not high > low:
+        return None
+    counts, edges = np.histogram(inner_values, 200, (low, high))
+    peak = int(np.argmax(counts))
+    tissue = float((edges[peak] + edges[peak + 1]) / 2)
+    if not tissue - air > 0.2 * (high - air):
+        return None
+    return TissuePeak(air, tissue, float(np.mean(np.abs(inner_values - tissue) < PEAK_WINDOW * (tissue - air))))
+
+
+def rule_based_modality(image: sitk.Image, head_mask: sitk.Image | None = None,
+                        max_samples: int = 1_000_000) -> ModalityEvidence:
+    """CT or MR from the evidence of the module docstring; ``head_mask`` (symmetry.head_mask)
+    enables items 3 and 4 (computed here when not given)."""
     if image.HasMetaDataKey(DICOM_MODALITY_TAG):
         tag = image.GetMetaData(DICOM_MODALITY_TAG).strip().upper()
         if tag in ("CT", "MR"):
@@ -36,13 +93,25 @@ def rule_based_modality(image: sitk.Image, max_samples: int = 1_000_000) -> Moda
         return ModalityEvidence(None, 0.5, "no finite voxel values")
     air = np.mean((values >= -1100) & (values <= -900))
     bone = np.mean(values >= 300)
-    lowest = values.min()
-    if lowest <= -900 and air >= 0.05:
-        if bone >= 0.002:
-            return ModalityEvidence("CT", 0.95, f"Hounsfield units: {air:.0%} of voxels near -1000 (air), "
-                                                f"{bone:.1%} above +300 (bone)")
+    if values.min() <= -900 and air >= 0.05 and bone >= 0.002:
+        return ModalityEvidence("CT", 0.99, f"Hounsfield units: {air:.0%} of voxels near -1000 (air), "
+                                            f"{bone:.1%} above +300 (bone)")
+    if head_mask is None:
+        from .symmetry import head_mask as find_head
+        head_mask = find_head(image, 4.0)
+    peak = tissue_peak(image, head_mask)
+    if peak is not None:
+        spread = f"{peak.in_peak:.0%} of the head within {PEAK_WINDOW:.0%} of the air-to-tissue step"
+        if WATER_ABOVE_AIR[0] <= peak.step <= WATER_ABOVE_AIR[1] and peak.in_peak >= CT_PEAK:
+            return ModalityEvidence("CT", 0.97, f"the Hounsfield scale with an offset: soft tissue {peak.step:.0f} "
+                                                f"above air, {spread}")
+        if peak.in_peak >= CT_PEAK + 0.15:
+            return ModalityEvidence("CT", 0.8, f"one narrow soft-tissue peak, as in a CT: {spread}")
+        if peak.in_peak <= MR_SPREAD:
+            return ModalityEvidence("MR", 0.85, f"tissue values spread as in an MR: only {spread}")
+    if air >= 0.05 and values.min() <= -900:
         return ModalityEvidence("CT", 0.75, f"Hounsfield-like air ({air:.0%} near -1000) but little bone")
-    if lowest >= 0:
+    if values.min() >= 0:
         return ModalityEvidence("MR", 0.6, "no negative values, so not Hounsfield units: "
                                            "an MR, or a CT stored in other units")
     return ModalityEvidence(None, 0.5, "negative values but no Hounsfield air peak near -1000")

@@ -36,8 +36,10 @@ MR_SIGNAL = {
     "t1": {AIR: 0.0, SOFT: 0.45, FAT: 1.05, BONE: 0.04, MARROW: 0.75, CSF: 0.15, GREY: 0.6, WHITE: 0.95},
     "t2": {AIR: 0.0, SOFT: 0.35, FAT: 0.7, BONE: 0.04, MARROW: 0.5, CSF: 1.0, GREY: 0.62, WHITE: 0.45},
     "pd": {AIR: 0.0, SOFT: 0.6, FAT: 0.85, BONE: 0.05, MARROW: 0.7, CSF: 0.9, GREY: 0.85, WHITE: 0.72},
+    "flair": {AIR: 0.0, SOFT: 0.45, FAT: 0.75, BONE: 0.04, MARROW: 0.55, CSF: 0.08, GREY: 0.8, WHITE: 0.62},
 }
-WEIGHTINGS = tuple(MR_SIGNAL)
+WEIGHTINGS = ("t1", "t2", "pd")   # of a source MR whose tissues are found (classes_from_mr)
+RENDERED = tuple(MR_SIGNAL)        # of a rendered MR
 BONE_HU = 250.0  # above this a CT voxel is bone
 
 
@@ -145,7 +147,7 @@ def classes_from_mr(mr: sitk.Image, weighting: str = "t1", skull: sitk.Image | N
     and air where the MR is dark outside the brain; without either, the dark shell between
     brain and scalp is called bone.
     """
-    if weighting not in MR_SIGNAL:
+    if weighting not in WEIGHTINGS:
         raise HeadRegError(f"unknown MR weighting {weighting!r}: choose one of {', '.join(WEIGHTINGS)}")
     values = _array(mr).astype(np.float32)
     head = _mask_on(symmetry.head_mask(mr), mr)
@@ -307,15 +309,18 @@ def render_ct(classes: sitk.Image, rng: np.random.Generator, template_hu: sitk.I
 
 def render_mr(classes: sitk.Image, rng: np.random.Generator, weighting: str | None = None) -> sitk.Image:
     """An MR (int16) of ``classes`` on their grid: the ``weighting`` (random when None)
-    with each tissue's signal jittered by up to 15 %, scanner blur, a bias field of up to
-    30 %, Rician noise of 1-5 % and a random overall scale."""
-    weighting = weighting or WEIGHTINGS[rng.integers(len(WEIGHTINGS))]
+    with each tissue's signal jittered by up to 15 % and a texture within tissues of
+    3-10 % (real tissue is not one value), scanner blur, a bias field of up to 30 %,
+    Rician noise of 1-5 % and a random overall scale."""
+    weighting = weighting or RENDERED[rng.integers(len(RENDERED))]
     if weighting not in MR_SIGNAL:
-        raise HeadRegError(f"unknown MR weighting {weighting!r}: choose one of {', '.join(WEIGHTINGS)}")
+        raise HeadRegError(f"unknown MR weighting {weighting!r}: choose one of {', '.join(RENDERED)}")
     labels = _array(classes)
     signal = np.zeros(labels.shape, dtype=np.float32)
     for label, value in MR_SIGNAL[weighting].items():
         signal[labels == label] = value * rng.uniform(0.85, 1.15)
+    texture = _blur(rng.standard_normal(labels.shape).astype(np.float32), classes, [2.0, 2.0, 2.0])
+    signal *= 1 + rng.uniform(0.03, 0.10) * texture / (texture.std() + 1e-12)
     signal = _blur(signal, classes, _point_spread(classes, rng))
     signal *= bias_field(signal.shape, rng, rng.uniform(0.05, 0.3))
     scale = rng.uniform(200.0, 2000.0)

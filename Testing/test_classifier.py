@@ -14,7 +14,8 @@ from HeadRegistrationLib.errors import HeadRegError
 
 SHARED = {"rire_training_001/training_001_mr_T1.mha": "MR", "seg3d_epilepsy/MR.nii.gz": "MR",
           "templates/MNI152_T1_2mm.nii.gz": "MR", "templates/scct.nii.gz": "CT", "templates/ch2.nii.gz": "MR",
-          "mr_small/HeadMRVolume.mhd": "MR", "ct_phantom/CT_pitch.nii.gz": "CT"}
+          "mr_small/HeadMRVolume.mhd": "MR", "ct_phantom/CT_pitch.nii.gz": "CT",
+          "tcga_hnsc_ct/0002.nii.gz": "CT", "tcga_hnsc_ct/0003.nii.gz": "CT"}
 
 
 def test_metrics_are_the_papers_table_3():
@@ -52,6 +53,18 @@ def test_the_phantom_ct_and_mr_are_told_apart(model, phantom_pair):
 def test_every_shared_volume_is_labelled_right(model, relative, truth):
     decision = classifier.decide(sitk.ReadImage(str(shared_file(relative))), model)
     assert decision.modality == truth, (decision.probability, decision.learned_ct_probability, decision.rule)
+
+
+def test_the_rules_read_the_hounsfield_scale_in_any_offset_and_the_spread_of_mr_tissue(phantom_pair):
+    from HeadRegistrationLib import modality
+    stored = phantom_pair.ct + 1024   # as many CTs are stored: no negative values
+    evidence = modality.rule_based_modality(sitk.Cast(stored, sitk.sitkInt16))
+    assert evidence.modality == "CT" and evidence.confidence >= 0.95 and "offset" in evidence.reason
+    real_mr = sitk.ReadImage(str(shared_file("rire_training_001/training_001_mr_T1.mha")))
+    evidence = modality.rule_based_modality(real_mr)
+    assert evidence.modality == "MR" and evidence.confidence >= 0.8 and "spread" in evidence.reason
+    stored_ct = sitk.ReadImage(str(shared_file("tcga_hnsc_ct/0003.nii.gz")))   # a real CT as HU + 1024
+    assert modality.rule_based_modality(stored_ct).modality == "CT"
 
 
 def test_a_dicom_tag_decides_and_disagreement_is_a_warning(model, phantom_pair):

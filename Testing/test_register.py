@@ -161,9 +161,17 @@ def test_cropping_to_the_head_keeps_the_head_box_and_every_voxel_where_it_was():
     assert preprocessing.crop_to_head(image, mask * 0, 4.0) is image   # no head: nothing to crop to
 
 
-def test_roles_are_refused_when_a_modality_is_unknown():
-    with pytest.raises(HeadRegError, match="second volume"):
-        autoregister.assign_roles("MR", None, ("", "no finite voxel values"))
+def test_roles_go_to_the_order_with_the_higher_odds_and_are_refused_when_too_close():
+    assert autoregister.assign_roles([0.999, 0.9]) == (1, [])          # a clear CT beside a CT-ish MR
+    assert autoregister.assign_roles([0.02, 0.98]) == (0, [])
+    fixed, warnings = autoregister.assign_roles([0.9, 0.4])             # 13:1: registered, but flagged
+    assert fixed == 1 and "LOW CONFIDENCE" in warnings[0]
+    with pytest.raises(HeadRegError, match="both volumes look like CT"):
+        autoregister.assign_roles([0.999, 0.998], ("first: air", "second: bone"))
+    with pytest.raises(HeadRegError, match="both volumes look like MR"):
+        autoregister.assign_roles([0.01, 0.02])
+    with pytest.raises(HeadRegError, match="cannot tell"):
+        autoregister.assign_roles([0.6, 0.4])
 
 
 def test_quality_flags_a_poor_overlap_and_a_close_runner_up(pair_files):

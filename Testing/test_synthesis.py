@@ -77,7 +77,7 @@ def test_a_given_skull_mask_is_the_bone(head_classes):
 def test_unknown_weighting_and_target_are_refused(head_classes):
     mr = synthesis.render_mr(head_classes, np.random.default_rng(4), "t1")
     with pytest.raises(synthesis.HeadRegError, match="weighting"):
-        synthesis.classes_from_mr(mr, "flair")
+        synthesis.classes_from_mr(mr, "flair")   # rendered, but not a source whose tissues are found
     with pytest.raises(synthesis.HeadRegError, match="target modality"):
         synthesis.synthesise(mr, "pet", np.random.default_rng(0))
 

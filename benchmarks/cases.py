@@ -89,7 +89,7 @@ def _mni_source():
 
 def _phantom_source():
     pair = phantom.make_phantom_pair(0, 0.0, 0.0, **phantom.WHOLE_HEAD_GRIDS)
-    return sitk.Cast(pair.mr, sitk.sitkFloat32), moved_header(sitk.Cast(pair.ct, sitk.sitkFloat32),
+    return sitk.Cast(pair.mr, sitk.sitkFloat32), geometry.moved_header(sitk.Cast(pair.ct, sitk.sitkFloat32),
                                                               geometry.invert(pair.truth))
 
 
@@ -133,17 +133,6 @@ def reslice(image: sitk.Image, center, tilt_deg: float, extent_mm, spacing, back
                                0.0))
     smooth = sitk.SmoothingRecursiveGaussian(image, np.maximum(sigma, 0.01).tolist()) if sigma.max() > 0.2 else image
     return sitk.Resample(smooth, grid, sitk.Transform(), sitk.sitkLinear, background, sitk.sitkFloat32)
-
-
-def moved_header(image: sitk.Image, motion: np.ndarray) -> sitk.Image:
-    """``image`` with the same voxels, its origin and direction carried by the rigid
-    ``motion`` (each voxel's point p goes to motion(p))."""
-    moved = sitk.Image(image)
-    motion = geometry.as_matrix(motion)
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    moved.SetDirection((motion[:3, :3] @ direction).ravel().tolist())
-    moved.SetOrigin(geometry.transform_points(motion, np.array(image.GetOrigin())[None])[0].tolist())
-    return moved
 
 
 def view(mr: sitk.Image, ct: sitk.Image, name: str, rng: np.random.Generator) -> tuple[sitk.Image, sitk.Image]:
@@ -209,7 +198,7 @@ def make_case(dataset_name: str, seed: int, angle: float, distance: float):
     rng = np.random.default_rng([seed, 5])
     fixed, moving = view(mr, ct, view_name, rng)
     motion = geometry.random_rigid(np.random.default_rng([seed, 8]), angle, distance, geometry.grid_center(moving))
-    moving = sitk.Cast(sitk.Round(moved_header(moving, motion)), sitk.sitkInt16)
+    moving = sitk.Cast(sitk.Round(geometry.moved_header(moving, motion)), sitk.sitkInt16)
     fixed = sitk.Cast(sitk.Round(fixed), sitk.sitkInt16)
     return fixed, moving, motion
 

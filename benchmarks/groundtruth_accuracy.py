@@ -68,21 +68,10 @@ def make_pair(dataset: str, seed: int, angle: float, distance: float):
         pair = phantom.make_phantom_pair(seed)
         header_move = geometry.random_rigid(np.random.default_rng([seed, 8]), angle, distance,
                                             geometry.grid_center(pair.ct))
-        return pair.mr, moved_header(pair.ct, header_move), geometry.compose(header_move, pair.truth)
+        return pair.mr, geometry.moved_header(pair.ct, header_move), geometry.compose(header_move, pair.truth)
     grids = WHOLE_HEAD if dataset == "phantom" else {}
     pair = phantom.make_phantom_pair(seed, angle, distance, **grids)
     return pair.mr, pair.ct, pair.truth
-
-
-def moved_header(image: sitk.Image, motion: np.ndarray) -> sitk.Image:
-    """``image`` with the same voxels, its origin and direction carried by the rigid
-    ``motion`` (each voxel's point p goes to motion(p))."""
-    moved = sitk.Image(image)
-    motion = geometry.as_matrix(motion)
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    moved.SetDirection((motion[:3, :3] @ direction).ravel().tolist())
-    moved.SetOrigin(geometry.transform_points(motion, np.array(image.GetOrigin())[None])[0].tolist())
-    return moved
 
 
 def run_case(task: dict) -> dict:

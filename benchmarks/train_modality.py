@@ -25,11 +25,28 @@ SHARED = {  # file -> true modality (data/README.md)
 }
 
 
+def per_appearance(model, folder) -> dict:
+    """Right/count on the test split for each kind of volume: modality, how it was made
+    (real, or the synthesised contrast) and subject."""
+    volumes = classifier.SingleVolumes(folder, "test")
+    predicted, truth = classifier.predict_set(model, volumes)
+    tally = {}
+    for i, (guess, label) in enumerate(zip(predicted, truth)):
+        row = volumes.examples.rows[i // 2]
+        record = json.loads((Path(folder) / row["volumes"]).with_suffix(".json").read_text())
+        name = classifier.LABELS[label]
+        key = f"{name} {record['appearance'][name.lower()]} ({row['subject']})"
+        right, count = tally.get(key, (0, 0))
+        tally[key] = (right + int(guess == label), count + 1)
+    return tally
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("set")
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--save", action="store_true", help="write Resources/Models/modality.{pt,json}")
+    parser.add_argument("--save", action="store_true", help="write modality.{pt,json} to --out")
+    parser.add_argument("--out", type=Path, default=classifier.MODELS, help="model folder (default: the shipped one)")
     args = parser.parse_args()
     torch.manual_seed(0)
     began = time.perf_counter()
@@ -37,6 +54,9 @@ def main() -> None:
     seconds = time.perf_counter() - began
     print(f"trained in {seconds:.0f} s")
     print(json.dumps(results, indent=1))
+    results["test_per_appearance"] = per_appearance(model, args.set)
+    for key, (right, count) in sorted(results["test_per_appearance"].items()):
+        print(f"test, {key}: {right}/{count} right")
     checks = {}
     data = dataset.default_data_dir()
     pair = phantom.make_phantom_pair(0)
@@ -60,8 +80,8 @@ def main() -> None:
                 "training": {"epochs": args.epochs, "optimiser": "SGD momentum 0.9, lr 1e-2, batch 16",
                              "loss": "cross-entropy", "seconds": round(seconds), "device": "cpu"},
                 "metrics": results, "checks": checks}
-        classifier.save_model(model, network.DEFAULT_WIDTHS, card)
-        print(f"wrote {classifier.MODELS}/modality.pt and modality.json")
+        classifier.save_model(model, network.DEFAULT_WIDTHS, card, args.out)
+        print(f"wrote {args.out}/modality.pt and modality.json")
 
 
 if __name__ == "__main__":

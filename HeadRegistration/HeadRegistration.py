@@ -60,9 +60,9 @@ def resourcesPath() -> str:
 
 
 # Python packages that registration needs beyond what Slicer ships: {import name: pip requirement}.
-# torch runs the learned modality classifier and registration network (without it the library
-# falls back to rules and warns); it comes through the PyTorch extension (EXTENSION_DEPENDS),
-# which installs the build for this computer's GPU, on the first click of Auto-register.
+# torch runs the registration search and the learned models (the library needs it); it comes
+# through the PyTorch extension (EXTENSION_DEPENDS), which installs the build for this
+# computer's GPU, on the first click of Auto-register.
 REQUIRED_PACKAGES = {"torch": "torch>=2.1"}
 
 

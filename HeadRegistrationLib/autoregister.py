@@ -106,6 +106,15 @@ def decide_modalities(images, classifier_model, centers, masks) -> list[dict]:
     return decisions
 
 
+def same_image(a: sitk.Image, b: sitk.Image) -> bool:
+    """Whether two images have the same grid and the same voxels."""
+    geometry_of = (sitk.Image.GetSpacing, sitk.Image.GetOrigin, sitk.Image.GetDirection)
+    if a.GetSize() != b.GetSize() or a.GetPixelID() != b.GetPixelID() or not all(
+            np.allclose(get(a), get(b)) for get in geometry_of):
+        return False
+    return bool(np.array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)))
+
+
 def check_head_size(head: sitk.Image, name: str) -> None:
     """Refuse an object far smaller or larger than a head (``HEAD_ML``): the wrong image."""
     millilitres = float(sitk.GetArrayViewFromImage(head).sum()) * np.prod(head.GetSpacing()) / 1000.0
@@ -137,6 +146,8 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
     names = ("first volume", "second volume")
     for name, image in zip(names, (image_a, image_b)):
         volume_io.check_volume_content(image, name)
+    if same_image(image_a, image_b):
+        raise HeadRegError("the two volumes are the same image: give one CT and one MR of the head")
     working = []
     for name, image in zip(names, (image_a, image_b)):
         copy, factors = preprocessing.working_copy(image)

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from . import symmetry
+from .errors import HeadRegError
+
 DICOM_MODALITY_TAG = "0008|0060"
 WATER_ABOVE_AIR = (950.0, 1100.0)   # soft-tissue peak minus air, in any Hounsfield offset (water: 1000)
 PEAK_WINDOW = 0.03                  # "within a few per cent": of the air-to-tissue step
@@ -61,7 +64,8 @@ def tissue_peak(image: sitk.Image, head_mask: sitk.Image) -> TissuePeak | None:
     values = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), head_mask, sitk.Transform(),
                                                   sitk.sitkLinear, np.nan, sitk.sitkFloat32))
     head = sitk.GetArrayFromImage(head_mask) > 0
-    inner = sitk.GetArrayFromImage(sitk.BinaryErode(head_mask, [max(1, round(8.0 / head_mask.GetSpacing()[0]))] * 3)) > 0
+    radius = max(1, round(8.0 / head_mask.GetSpacing()[0]))
+    inner = sitk.GetArrayFromImage(sitk.BinaryErode(head_mask, [radius] * 3)) > 0
     outside, inner_values = values[~head & np.isfinite(values)], values[inner & np.isfinite(values)]
     if inner_values.size < 200 or outside.size < 200:
         return None
@@ -97,15 +101,17 @@ def rule_based_modality(image: sitk.Image, head_mask: sitk.Image | None = None,
         return ModalityEvidence("CT", 0.99, f"Hounsfield units: {air:.0%} of voxels near -1000 (air), "
                                             f"{bone:.1%} above +300 (bone)")
     if head_mask is None:
-        from .symmetry import head_mask as find_head
-        head_mask = find_head(image, 4.0)
-    peak = tissue_peak(image, head_mask)
+        try:
+            head_mask = symmetry.head_mask(image, 4.0)
+        except HeadRegError:   # no head to look into: items 3 and 4 say nothing
+            head_mask = None
+    peak = None if head_mask is None else tissue_peak(image, head_mask)
     if peak is not None:
         spread = f"{peak.in_peak:.0%} of the head within {PEAK_WINDOW:.0%} of the air-to-tissue step"
         if WATER_ABOVE_AIR[0] <= peak.step <= WATER_ABOVE_AIR[1] and peak.in_peak >= CT_PEAK:
             return ModalityEvidence("CT", 0.97, f"the Hounsfield scale with an offset: soft tissue {peak.step:.0f} "
                                                 f"above air, {spread}")
-        if peak.in_peak >= CT_PEAK + 0.15:
+        if peak.in_peak >= 0.6:
             return ModalityEvidence("CT", 0.8, f"one narrow soft-tissue peak, as in a CT: {spread}")
         if peak.in_peak <= MR_SPREAD:
             return ModalityEvidence("MR", 0.85, f"tissue values spread as in an MR: only {spread}")

@@ -79,9 +79,17 @@ def metric_mask(fixed: sitk.Image, head_mask: sitk.Image | None) -> sitk.Image |
 
 
 def coarse_copy(image: sitk.Image, spacing_mm: float) -> sitk.Image:
-    """``image`` smoothed (sigma half the spacing) and resampled to ``spacing_mm`` isotropic voxels."""
+    """``image`` smoothed (Gaussian, sigma half the spacing) and resampled to ``spacing_mm``
+    isotropic voxels. Fine axes are first averaged down (``BinShrink``, whose box of width
+    w blurs by w^2/12) to no more than the sigma, and the smoothing makes up the rest: the
+    same blur at a fraction of the cost on a fine CT."""
     from .symmetry import resample_isotropic
-    return resample_isotropic(sitk.SmoothingRecursiveGaussian(_float(image), spacing_mm / 2), spacing_mm)
+    sigma = spacing_mm / 2
+    spacing = np.array(image.GetSpacing())
+    factors = [int(max(1, min(n // 2, np.floor(sigma / s)))) for s, n in zip(spacing, image.GetSize())]
+    shrunk = _float(sitk.BinShrink(image, factors) if max(factors) > 1 else image)
+    left = np.sqrt(np.maximum(sigma ** 2 - (np.array(factors) * spacing) ** 2 / 12, (0.05 * spacing) ** 2))
+    return resample_isotropic(sitk.SmoothingRecursiveGaussian(shrunk, left.tolist()), spacing_mm)
 
 
 def run_stage(fixed: sitk.Image, moving: sitk.Image, initial, center, stage: dict,

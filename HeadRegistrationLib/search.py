@@ -41,7 +41,6 @@ from .errors import HeadRegError
 
 SAME_SOLUTION_MM = 10.0    # two poses closer than this (mean over the fixed head) are one solution
 ROTATION_RADIUS_MM = 80.0  # a rotation of 1/80 rad moves the head's edge about 1 mm: the optimiser's scale
-OUTSIDE_VIEW = "outside"
 
 
 # ---------------------------------------------------------------- candidates
@@ -107,7 +106,8 @@ def _to_index(image: sitk.Image) -> np.ndarray:
 
 
 def _volume(image: sitk.Image, device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(sitk.GetArrayFromImage(image), dtype=np.float32))[None, None].to(device)
+    array = np.ascontiguousarray(sitk.GetArrayFromImage(image), dtype=np.float32)
+    return torch.from_numpy(array)[None, None].to(device)
 
 
 class _Histogram(torch.autograd.Function):
@@ -218,21 +218,11 @@ class Level:
 # ---------------------------------------------------------------- batched optimisation
 
 def _rotation_matrices(vectors: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: (N, 3) rotation vectors (rad) -> (N, 3, 3), differentiable at zero."""
-    angle = vectors.norm(dim=1, keepdim=True)
-    small = angle < 1e-8
-    axis = vectors / torch.where(small, torch.ones_like(angle), angle)
+    """(N, 3) rotation vectors (rad) -> (N, 3, 3): the exponential of their cross-product
+    matrices (differentiable at zero, where every optimisation starts)."""
     cross = torch.zeros(vectors.shape[0], 3, 3, dtype=vectors.dtype, device=vectors.device)
-    cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    cross = cross - cross.transpose(1, 2)
-    sin, cos = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
-    first = torch.where(small[..., None], torch.zeros_like(sin), sin)
-    # Near zero, sin(a) K with K built from v/|v| is v-hat: use the vectors themselves.
-    hat = torch.zeros_like(cross)
-    hat[:, 0, 1], hat[:, 0, 2], hat[:, 1, 2] = -vectors[:, 2], vectors[:, 1], -vectors[:, 0]
-    hat = hat - hat.transpose(1, 2)
-    eye = torch.eye(3, dtype=vectors.dtype, device=vectors.device)
-    return torch.where(small[..., None], eye + hat, eye + first * cross + (1 - cos) * cross @ cross)
+    cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = -vectors[:, 2], vectors[:, 1], -vectors[:, 0]
+    return torch.linalg.matrix_exp(cross - cross.transpose(1, 2))
 
 
 def _steps(parameters: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
@@ -246,12 +236,15 @@ def _steps(parameters: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
     return step
 
 
-def optimise(level: Level, starts, center, iterations: int, first_step_mm: float,
-             last_step_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def optimise(level: Level, starts, center, iterations: int, first_step_mm: float, last_step_mm: float,
+             patience: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Optimise every start at once: Adam (Kingma and Ba 2015, its usual moments 0.9 and
-    0.999) on each pose's six parameters about ``center``, the step shrinking geometrically
-    from ``first_step_mm`` to ``last_step_mm``. Returns the best pose each met, its metric
-    and overlap: never worse than its start."""
+    0.999) on each pose's six parameters about ``center``. The step shrinks geometrically
+    from ``first_step_mm`` to ``last_step_mm`` over ``iterations``; with ``patience``, each
+    pose's step is halved instead whenever that many iterations in a row improved its
+    metric by less than ``PROGRESS`` (relative), until it is below ``last_step_mm`` (at most
+    ``iterations``): a long shallow valley is followed to its end, a converged pose stops.
+    Returns the best pose each met, its metric and overlap: never worse than its start."""
     starts = np.asarray(starts, dtype=float)
     count, device = len(starts), level.device
     start_tensor = torch.as_tensor(starts, dtype=torch.float32, device=device)
@@ -259,7 +252,10 @@ def optimise(level: Level, starts, center, iterations: int, first_step_mm: float
     parameters = torch.zeros(count, 6, device=device)
     first_moment, second_moment = torch.zeros_like(parameters), torch.zeros_like(parameters)
     decay = (last_step_mm / first_step_mm) ** (1.0 / max(iterations - 1, 1))
+    step = torch.full((count, 1), float(first_step_mm), device=device)
+    waited = torch.zeros(count, device=device)
     best_value = torch.full((count,), float("inf"), device=device)
+    progress_value = torch.full((count,), float("inf"), device=device)   # the best at the last real progress
     best_overlap = torch.zeros(count, device=device)
     best_parameters = torch.zeros(count, 6, device=device)
     for iteration in range(iterations + 1):
@@ -270,13 +266,21 @@ def optimise(level: Level, starts, center, iterations: int, first_step_mm: float
             best_value = torch.where(better, value, best_value)
             best_overlap = torch.where(better, overlap, best_overlap)
             best_parameters = torch.where(better[:, None], parameters, best_parameters)
-        if iteration == iterations:
+            if patience:
+                progress = best_value < progress_value - PROGRESS * best_value.abs()
+                progress_value = torch.where(progress, best_value, progress_value)
+                waited = torch.where(progress, torch.zeros_like(waited), waited + 1)
+                tired = waited >= patience
+                step = torch.where(tired[:, None], step / 2, step)
+                waited = torch.where(tired, torch.zeros_like(waited), waited)
+        if iteration == iterations or (patience and bool((step < last_step_mm).all())):
             break
         gradient, = torch.autograd.grad(value.sum(), parameters)
         with torch.no_grad():
             first_moment = 0.9 * first_moment + 0.1 * gradient
             second_moment = 0.999 * second_moment + 0.001 * gradient * gradient
-            step = first_step_mm * decay ** iteration
+            if not patience:
+                step = torch.full_like(step, first_step_mm * decay ** iteration)
             parameters = parameters - step * (first_moment / (1 - 0.9 ** (iteration + 1))) / (
                 torch.sqrt(second_moment / (1 - 0.999 ** (iteration + 1))) + 1e-8)
     steps = _steps(best_parameters.double().cpu(), torch.as_tensor(np.asarray(center, dtype=float)))
@@ -385,12 +389,14 @@ def head_points(mask: sitk.Image, count: int = 2000) -> np.ndarray:
 # ---------------------------------------------------------------- the stages
 
 EFFORT = {   # how hard each stage works: "fast" for register, "exhaustive" for ground truth
-    "fast": {"sampled": 256, "ranking_points": 3000, "network": 3, "screened": 16, "screen_iterations": 80,
-             "kept": 4, "fine_iterations": 30, "refined": 2, "refine_iterations": 40, "refine_points": 60000},
+    "fast": {"sampled": 256, "ranking_points": 2000, "network": 3, "screened": 12, "screen_iterations": 60,
+             "kept": 4, "fine_iterations": 25, "refined": 2, "refine_iterations": 100, "refine_points": 60000},
     "exhaustive": {"sampled": 1024, "ranking_points": 6000, "network": 6, "screened": 48,
                    "screen_iterations": 160, "kept": 8, "fine_iterations": 60, "refined": 4,
-                   "refine_iterations": 120, "refine_points": 250000},
+                   "refine_iterations": 300, "refine_points": 250000},
 }
+REFINE_PATIENCE = 5   # the refinement halves a pose's step after this many iterations without progress...
+PROGRESS = 1e-4       # ...a relative improvement of the metric by at least this
 COARSE_MM, FINE_MM = 6.0, 3.0
 START_KINDS = ("symmetry", "axis turn", "sampled", "header")
 CROP_MARGIN_MM = 15.0  # the refinement works on each image cropped to its head mask's box grown by this
@@ -463,7 +469,7 @@ def search(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image, moving
     starts.sort(key=lambda c: c.metric["start"])
     lap("starts")
 
-    if correct is not None:
+    if correct is not None and settings["network"]:
         report("learned correction")
         corrected = [Candidate("learned", correct(c.matrix)) for c in distinct(starts, points, settings["network"])]
         _score(coarse, corrected, "start")
@@ -493,7 +499,7 @@ def search(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image, moving
         margin = REFINE_MARGIN * abs(chosen.metric["fine"])
         finalists = [c for c in survivors[:settings["refined"]] if c.metric["fine"] - chosen.metric["fine"] <= margin]
         _score(full, finalists, "start of refinement")
-        _optimise(full, finalists, center, "refined", settings["refine_iterations"], 1.0, 0.02)
+        _optimise(full, finalists, center, "refined", settings["refine_iterations"], 1.0, 0.02, REFINE_PATIENCE)
         chosen = min(finalists, key=lambda c: c.metric["refined"])
         lap("refinement")
     # The runner-up: the best other solution at the fine stage, against the result seen there.
@@ -511,9 +517,9 @@ def _score(level: Level, candidates: list[Candidate], stage: str) -> None:
 
 
 def _optimise(level: Level, candidates: list[Candidate], center, stage: str, iterations: int,
-              first_step_mm: float, last_step_mm: float) -> None:
+              first_step_mm: float, last_step_mm: float, patience: int | None = None) -> None:
     matrices, values, overlaps = optimise(level, [c.matrix for c in candidates], center, iterations,
-                                          first_step_mm, last_step_mm)
+                                          first_step_mm, last_step_mm, patience)
     for candidate, matrix, value, overlap in zip(candidates, matrices, values, overlaps):
         candidate.matrix, candidate.metric[stage], candidate.overlap[stage] = matrix, value, overlap
         candidate.poses[stage] = matrix

@@ -83,16 +83,16 @@ def resample_isotropic(image: sitk.Image, spacing_mm: float) -> sitk.Image:
 
 def fill_holes_slicewise(mask: np.ndarray) -> np.ndarray:
     """Fill holes in every 2D slice along each axis: a scalp cut open by the field of
-    view is closed in-plane even when it is not closed in 3D."""
+    view is closed in-plane even when it is not closed in 3D. One 3D fill per axis: the
+    slices are stacked with a wall of foreground between them, so that background
+    connects only within its own slice."""
     filled = mask.copy()
     for axis in range(3):
-        for k in range(mask.shape[axis]):
-            plane = np.take(mask, k, axis=axis)
-            if plane.any():
-                closed = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(plane.astype(np.uint8))))
-                index = [slice(None)] * 3
-                index[axis] = k
-                filled[tuple(index)] |= closed.astype(bool)
+        planes = np.moveaxis(mask, axis, 0)
+        walled = np.ones((2 * planes.shape[0] + 1, *planes.shape[1:]), dtype=np.uint8)
+        walled[1::2] = planes
+        closed = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(walled)))[1::2].astype(bool)
+        filled |= np.moveaxis(closed, 0, axis)
     return filled
 
 

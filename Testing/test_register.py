@@ -114,7 +114,7 @@ def test_each_bad_input_gets_one_line_and_a_nonzero_exit(pair_files, tmp_path, c
         assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, (kind, err)
         assert not output.exists(), kind
     code, err = _run(capsys, mr, mr, "-o", tmp_path / "two.tfm")
-    assert code == 1 and "both volumes look like MR" in err and len(err.splitlines()) == 1
+    assert code == 1 and "the same image" in err and len(err.splitlines()) == 1
 
 
 def test_outputs_are_checked_before_the_work(pair_files, tmp_path, capsys):

@@ -4,7 +4,6 @@ alternatives and the field of view (issue 16)."""
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from HeadRegistrationLib import geometry, phantom, search, symmetry
 
@@ -125,3 +124,19 @@ def test_the_masks_put_a_head_on_the_head_not_on_the_neck(upper_head):
     assert _error(placed[0], made.truth, fixed_mask) < 15.0
     centred = geometry.translation_matrix(moving_frame.center - fixed_frame.center)
     assert _error(centred, made.truth, fixed_mask) > 22.0
+
+
+def test_the_masks_put_a_head_only_ct_on_the_head_of_a_head_and_shoulders_mr():
+    """A real head-and-neck CT (down to the chest) against itself cut to the head: only
+    the view terms of the mask agreement keep the head off the shoulders."""
+    from conftest import shared_file
+    from HeadRegistrationLib import synthesis
+    ct = sitk.ReadImage(str(shared_file("tcga_hnsc_ct/0002.nii.gz")), sitk.sitkFloat32) - 1024.0
+    mr = synthesis.render_mr(synthesis.classes_from_ct(ct), np.random.default_rng(0), "t1")
+    top = int(round(130.0 / ct.GetSpacing()[2]))   # the CT from the vertex (last slices) down 130 mm
+    head_ct = sitk.RegionOfInterest(ct, [*ct.GetSize()[:2], top], [0, 0, ct.GetSize()[2] - top])
+    masks = [symmetry.head_mask(image, 4.0) for image in (mr, head_ct)]
+    frames = [symmetry.symmetry_frame(image, mask) for image, mask in zip((mr, head_ct), masks)]
+    placed = search.mask_translations(np.eye(3)[None], np.eye(3), mr, head_ct, *masks, frames[0].center,
+                                      frames[1].center, "cpu")
+    assert _error(placed[0], np.eye(4), masks[0]) < 25.0   # the truth is the identity; the grid is 16 mm

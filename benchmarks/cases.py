@@ -78,7 +78,8 @@ def _real_mr_source(name: str, weighting: str):
 def _real_ct_source(name: str, weighting: str):
     spec = REAL[name]
     ct = sitk.ReadImage(str(DATA / spec["path"]), sitk.sitkFloat32) - spec["offset"]
-    mr = synthesis.render_mr(synthesis.classes_from_ct(ct), np.random.default_rng([11, *name.encode(), *weighting.encode()]), weighting)
+    rng = np.random.default_rng([11, *name.encode(), *weighting.encode()])
+    mr = synthesis.render_mr(synthesis.classes_from_ct(ct), rng, weighting)
     return sitk.Cast(mr, sitk.sitkFloat32), ct
 
 
@@ -146,6 +147,7 @@ def view(mr: sitk.Image, ct: sitk.Image, name: str, rng: np.random.Generator) ->
     chest-ct   CT as it is (down to the chest); MR from the vertex down 170-190 mm
     slabs      both slabs (MR 104 mm, 1.25 x 1.25 x 4; CT 116 mm, 0.65 x 0.65 x 4), the head turned 15-40 deg
                inside the CT scanner (the CT slab cuts it obliquely)
+    fine       a 0.9 mm isotropic MR and a 0.5 x 0.5 x 0.6 mm CT of the whole head (for speed)
     """
     low, high = head_box(mr)
     center = (low + high) / 2
@@ -182,6 +184,9 @@ def view(mr: sitk.Image, ct: sitk.Image, name: str, rng: np.random.Generator) ->
                 ct_grid(vertex + 10, vertex - rng.uniform(120, 140), 3.0, rng.uniform(0, 15)))
     if name == "chest-ct":
         return mr_grid(vertex + 10, vertex - rng.uniform(170, 190), (1.0, 1.0, 2.0), 0.0), ct
+    if name == "fine":
+        return (mr_grid(full_top, full_bottom, (0.9, 0.9, 0.9), 0.0),
+                ct_grid(full_top, full_bottom, 0.6, rng.uniform(0, 20), 0.5))
     if name == "slabs":
         mr_slab = mr_grid(vertex - 10, vertex - 114, (1.25, 1.25, 4.0), 0.0)
         tilt = rng.uniform(15, 40) * rng.choice([-1, 1])
@@ -217,5 +222,7 @@ def case_list(datasets, pairs_per_bin: int, first_seed: int = 0) -> list[dict]:
     return cases
 
 
-DATASETS = ("seg3d-t1/whole", "colin-t2/whole", "colin-pd/mr-slab", "seg3d-t1/thick", "rire-t1/whole",
-            "tcga2-t1/hn-mr", "tcga3-t2/chest-ct", "seg3d-pd/ct-upper", "colin-t1/slabs", "mni/whole")
+DATASETS = ("seg3d-t1/whole", "colin-t1/whole", "rire-t1/whole", "colin-t2/whole", "seg3d-pd/whole",
+            "seg3d-flair/whole", "colin-pd/mr-slab", "seg3d-t2/mr-slab", "seg3d-t1/thick", "colin-t2/thick",
+            "tcga2-t1/hn-mr", "tcga3-t2/hn-mr", "tcga3-t2/chest-ct", "tcga2-pd/chest-ct", "seg3d-pd/ct-upper",
+            "colin-t1/slabs", "seg3d-t2/slabs", "mni/whole")

@@ -6,10 +6,12 @@ with moments initialisation. Peers get the MR as fixed and the CT as moving (the
 tell); ours gets the CT first and must find the roles.
 
     pip install -e '.[bench]'   # antspyx, itk-elastix
-    python benchmarks/peers.py --datasets phantom,mni --pairs-per-bin 1 --out peers-bench
+    python benchmarks/peers.py --pairs-per-bin 1 --out peers-bench
 
-Pairs as in groundtruth_accuracy.py (rotation drawn in each bin, 10-40 mm apart). Each case
-is written to OUT/<dataset>-<seed>.json as it finishes; a rerun skips those.
+Pairs as in autoregister_accuracy.py (cases.py's datasets and groundtruth_accuracy.py's;
+rotation drawn in each bin, 10-40 mm apart; the report set of seeds by default). Each
+case is written to OUT/<case id>.json as it finishes; a rerun skips those. The summary
+also compares each peer with headreg on the pairs where both succeed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from autoregister_accuracy import OLD_DATASETS
+from cases import DATASETS, case_list, make_case
 from groundtruth_accuracy import BINS, make_pair
 from HeadRegistrationLib import autoregister, evaluation, geometry, symmetry
 
@@ -111,10 +115,9 @@ METHODS = {"headreg": ours, "ants-rigid": ants_rigid, "ants-multistart": ants_mu
            "elastix-rigid": elastix_rigid, "simpleitk-moments": simpleitk_moments}
 
 
-def run_case(dataset, seed, lo, hi, methods, models) -> dict:
-    rng = np.random.default_rng(seed)
-    angle, distance = rng.uniform(lo, hi), rng.uniform(10, 40)
-    fixed, moving, truth = make_pair(dataset, seed, angle, distance)
+def run_case(case: dict, methods, models) -> dict:
+    dataset, seed, angle, distance = case["dataset"], case["seed"], case["angle"], case["distance"]
+    fixed, moving, truth = (make_case if "/" in dataset else make_pair)(dataset, seed, angle, distance)
     head = symmetry.head_mask(fixed)
     rows = []
     for name in methods:
@@ -128,8 +131,8 @@ def run_case(dataset, seed, lo, hi, methods, models) -> dict:
         except Exception as failure:   # a peer's failure is a result of the benchmark
             print(f"{dataset} {seed} {name}: {failure}", flush=True)
             tre, seconds = float("inf"), time.perf_counter() - began
-        rows.append({"dataset": dataset, "seed": seed, "angle": angle, "distance": distance,
-                     "bin": f"{lo}-{hi}", "method": name, "tre_mm": tre, "seconds": seconds})
+        rows.append({"id": case["id"], "dataset": dataset, "seed": seed, "angle": angle, "distance": distance,
+                     "bin": case["bin"], "method": name, "tre_mm": tre, "seconds": seconds})
         print(f"{dataset} {angle:.0f} deg {distance:.0f} mm {name}: TRE {tre:.2f} mm, {seconds:.1f} s", flush=True)
     return {"rows": rows}
 
@@ -151,13 +154,24 @@ def summarise(rows: list[dict]) -> str:
         lines.append(f"| {method} | " + " | ".join(cells)
                      + f" | {sum(t < evaluation.SUCCESS_MM for t in tre)}/{len(tre)} | {np.median(tre):.2f} | "
                      f"{max(tre):.1f} | {seconds:.1f} | {seconds / ours_time:.2f} |")
+    lines += ["", "| peer | pairs both succeed | headreg median mm | peer median mm |", "|---|---|---|---|"]
+    ours_by_id = {r["id"]: r["tre_mm"] for r in rows if r["method"] == "headreg"}
+    for method in METHODS:
+        if method == "headreg":
+            continue
+        both = [(ours_by_id[r["id"]], r["tre_mm"]) for r in rows if r["method"] == method and r["id"] in ours_by_id
+                and max(ours_by_id[r["id"]], r["tre_mm"]) < evaluation.SUCCESS_MM]
+        if both:
+            lines.append(f"| {method} | {len(both)} | {np.median([a for a, _ in both]):.2f} | "
+                         f"{np.median([b for _, b in both]):.2f} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default="phantom,mni")
+    parser.add_argument("--datasets", default=",".join(OLD_DATASETS + DATASETS))
     parser.add_argument("--pairs-per-bin", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=1000, help="1000: the report set; 200: the tuning set")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -165,14 +179,11 @@ def main() -> None:
     methods = args.methods.split(",")
     models = autoregister.load_models()
     rows = []
-    for dataset in args.datasets.split(","):
-        for b, (lo, hi) in enumerate(BINS):
-            for j in range(args.pairs_per_bin):
-                seed = 300 + 10 * b + j
-                path = args.out / f"{dataset}-{seed}.json"
-                if not path.exists():
-                    path.write_text(json.dumps(run_case(dataset, seed, lo, hi, methods, models), indent=1))
-                rows += json.loads(path.read_text())["rows"]
+    for case in case_list(args.datasets.split(","), args.pairs_per_bin, args.first_seed):
+        path = args.out / f"{case['id']}.json"
+        if not path.exists():
+            path.write_text(json.dumps(run_case(case, methods, models), indent=1))
+        rows += json.loads(path.read_text())["rows"]
     print(summarise(rows))
 
 

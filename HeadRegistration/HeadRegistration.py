@@ -400,7 +400,8 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
 
         imageA, imageB = self.imageFromVolumeNode(volumeA), self.imageFromVolumeNode(volumeB)
         result = self._whileWaiting(whileWaiting, autoregister.register_volumes, imageA, imageB, refine=refine,
-                                    device=device, progress=progress)
+                                    device=device, progress=progress,
+                                    names=(volumeA.GetName(), volumeB.GetName()))
         fixed, moving = (volumeA, volumeB) if result.fixed_index == 0 else (volumeB, volumeA)
         node = self.writeTransformNode(result.matrix, outputTransform, fixed, moving, applyTransform)
         if showOverlay:

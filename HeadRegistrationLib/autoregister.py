@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from . import __version__, geometry, preprocessing, quality, search, symmetry, volume_io
+from . import __version__, geometry, modality, preprocessing, quality, search, symmetry, volume_io
 from .errors import HeadRegError
 
 HEAD_ML = (200, 15000)    # volume of the head mask: a thin slab of a head to a head and neck
@@ -115,22 +115,28 @@ def same_image(a: sitk.Image, b: sitk.Image) -> bool:
     return bool(np.array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)))
 
 
-def check_head_size(head: sitk.Image, name: str) -> None:
-    """Refuse an object far smaller or larger than a head (``HEAD_ML``): the wrong image."""
+def check_head(image: sitk.Image, head: sitk.Image, name: str) -> None:
+    """Refuse what is not a head: an object far smaller or larger than one (``HEAD_ML``),
+    noise, or a uniform object (``modality.head_problem``)."""
     millilitres = float(sitk.GetArrayViewFromImage(head).sum()) * np.prod(head.GetSpacing()) / 1000.0
     if not HEAD_ML[0] <= millilitres <= HEAD_ML[1]:
-        raise HeadRegError(f"the {name} does not look like a head: its largest object is {millilitres:.0f} ml "
+        raise HeadRegError(f"{name} does not look like a head: its largest object is {millilitres:.0f} ml "
                            f"(a head, or a slab of one, is {HEAD_ML[0]}-{HEAD_ML[1]} ml)")
+    problem = modality.head_problem(image, head)
+    if problem:
+        raise HeadRegError(f"{name} does not look like a head scan: {problem}")
 
 
 def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = True, device: str = "auto",
                      model_folder=None, progress: Callable[[str], None] | None = None,
-                     models=None, effort: str = "fast") -> AutoRegistration:
+                     models=None, effort: str = "fast",
+                     names=("the first volume", "the second volume")) -> AutoRegistration:
     """Find which image is the MR and register the CT onto it (module docstring). The
     other input order and a second run give the same transform.
 
     ``models`` (from ``load_models``) saves loading them again for each pair of a batch;
-    ``effort`` is the search's (``search.EFFORT``).
+    ``effort`` is the search's (``search.EFFORT``); ``names`` name the inputs in messages
+    (e.g. their paths).
     """
     where = torch_device(device)
     report = progress or (lambda stage: None)
@@ -143,16 +149,15 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
         seconds[stage] = seconds.get(stage, 0.0) + now - clock
         clock = now
 
-    names = ("first volume", "second volume")
     for name, image in zip(names, (image_a, image_b)):
         volume_io.check_volume_content(image, name)
     if same_image(image_a, image_b):
-        raise HeadRegError("the two volumes are the same image: give one CT and one MR of the head")
+        raise HeadRegError(f"{names[0]} and {names[1]} are the same image: give one CT and one MR of the head")
     working = []
     for name, image in zip(names, (image_a, image_b)):
         copy, factors = preprocessing.working_copy(image)
         if factors != [1, 1, 1]:
-            warnings.append(f"the {name} has {np.prod(image.GetSize()):.3g} voxels: registered on a copy averaged "
+            warnings.append(f"{name} has {np.prod(image.GetSize()):.3g} voxels: registered on a copy averaged "
                             f"down by {'x'.join(map(str, factors))}")
         working.append(copy)
     image_a, image_b = working
@@ -160,8 +165,8 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
         loading = loader.submit(load_models, model_folder, device) if models is None else None
         report("head masks and symmetry frames")
         masks = [symmetry.head_mask(image, MASK_SPACING_MM) for image in (image_a, image_b)]
-        for name, mask in zip(names, masks):
-            check_head_size(mask, name)
+        for name, image, mask in zip(names, (image_a, image_b), masks):
+            check_head(image, mask, name)
         frames = [symmetry.symmetry_frame(image, mask) for image, mask in zip((image_a, image_b), masks)]
         lap("frames")
         report("loading the models")

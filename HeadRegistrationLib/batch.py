@@ -22,7 +22,7 @@ from typing import Callable
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from .errors import HeadRegError
+from .errors import HeadRegError, one_line
 from .files import write_atomically
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -86,7 +86,7 @@ def _guarded(task_function: Callable[[dict], dict], task: dict) -> dict:
     try:
         return task_function(task)
     except (HeadRegError, OSError, RuntimeError, ValueError) as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        reason = one_line(error)
         return {**task, "status": "failed", "error": reason}
     except Exception as error:  # a bug: keep its traceback in the record, go on with the batch
         return {**task, "status": "failed", "error": f"{type(error).__name__}: {error}",

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,8 @@ from tqdm import tqdm
 
 from . import (__version__, augmentation, autoregister, batch, dataset, evaluation, geometry, groundtruth, modality,
                phantom, preprocessing, qa, registration, rire, symmetry, synthesis, transform_io, volume_io)
-from .errors import HeadRegError
-from .files import write_atomically, write_image
+from .errors import HeadRegError, one_line
+from .files import IMAGE_SUFFIXES, JSON_SUFFIXES, PICTURE_SUFFIXES, check_outputs, write_all, write_atomically, write_image
 
 LOW_CONFIDENCE = 3   # exit code: the result was written but the quality check failed (DESIGN.md)
 
@@ -84,6 +85,20 @@ def _describe_truth(pair: phantom.PhantomPair) -> str:
             f"(at the MR centre) from the MR")
 
 
+def _read(path: Path, args) -> sitk.Image:
+    """A volume given on the command line; ``--series`` picks the series of a DICOM folder."""
+    series = getattr(args, "series", None)
+    if series and Path(path).is_dir():
+        found = [uid for uid in series if uid in volume_io.series_in(path)]
+        return volume_io.read_volume(path, found[0] if found else series[0])
+    return volume_io.read_volume(path)
+
+
+def _add_series(parser) -> None:
+    parser.add_argument("--series", action="append", metavar="UID",
+                        help="the DICOM series to read from a folder that holds several (repeat for each folder)")
+
+
 def command_phantom(args) -> int:
     pair = write_phantom(args.outdir, args.seed, args.rotation, args.translation,
                          _grid(args.ct_size, args.ct_spacing, "ct"), _grid(args.mr_size, args.mr_spacing, "mr"),
@@ -95,7 +110,7 @@ def command_phantom(args) -> int:
 
 
 def command_info(args) -> int:
-    image = volume_io.read_volume(args.file)
+    image = _read(args.file, args)
     description = volume_io.describe_volume(image)
     evidence = modality.rule_based_modality(image)
     description["modality_guess"] = {"modality": evidence.modality, "confidence": evidence.confidence,
@@ -110,7 +125,7 @@ def command_info(args) -> int:
         if key == "direction":
             value = "  ".join(" ".join(f"{v:+.4f}" for v in row) for row in value)
         elif isinstance(value, dict):
-            value = ", ".join(f"{k} {v:g}" for k, v in value.items())
+            value = ", ".join(f"{k} {'none' if v is None else format(v, 'g')}" for k, v in value.items())
         elif isinstance(value, (list, tuple)):
             value = " x ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
         elif isinstance(value, float):
@@ -151,18 +166,20 @@ def command_demo(args) -> int:
 def _groundtruth_pair(args) -> int:
     if args.output is None:
         raise HeadRegError("give -o OUT.tfm for one pair (or --pairs CSV --out DIR for a batch)")
-    for path in (args.output, args.record, args.qa):  # fail before the work, not after it
-        if path is not None and not path.parent.is_dir():
-            raise HeadRegError(f"cannot write {path}: folder {path.parent} does not exist")
-    fixed, moving = volume_io.read_volume(args.fixed), volume_io.read_volume(args.moving)
+    check_outputs([(args.output, transform_io.TRANSFORM_SUFFIXES), (args.record, JSON_SUFFIXES),
+                   (args.qa, PICTURE_SUFFIXES)], (args.fixed, args.moving))   # before the work, not after it
+    fixed, moving = _read(args.fixed, args), _read(args.moving, args)
+    for path, image in ((args.fixed, fixed), (args.moving, moving)):
+        volume_io.check_volume_content(image, str(path))
     with _progress(1, "groundtruth") as bar:
         truth = groundtruth.ground_truth(fixed, moving, args.preset, not args.no_symmetry)
         bar.update(1)
-    transform_io.write_transform(truth.matrix, args.output)
-    if args.qa:
-        qa.overlay_figure(fixed, moving, truth.matrix, args.qa, f"{args.fixed.name} (grey) + {args.moving.name}")
-    if args.record:
-        batch.write_json({"fixed": str(args.fixed), "moving": str(args.moving), **truth.record()}, args.record)
+    record = {"fixed": str(args.fixed), "moving": str(args.moving), **truth.record()}
+    write_all([(args.output, lambda p: transform_io.write_transform(truth.matrix, p))]
+              + ([(args.qa, lambda p: qa.overlay_figure(fixed, moving, truth.matrix, p,
+                                                        f"{args.fixed.name} (grey) + {args.moving.name}"))]
+                 if args.qa else [])
+              + ([(args.record, lambda p: batch.write_json(record, p))] if args.record else []))
     angles_and_shifts = geometry.parameters_from_matrix(truth.matrix)
     print(f"wrote {args.output} (fixed -> moving, LPS mm): angles {np.round(angles_and_shifts[:3], 2).tolist()} deg, "
           f"translation {np.round(angles_and_shifts[3:], 2).tolist()} mm about the origin")
@@ -182,11 +199,11 @@ def _groundtruth_batch(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for leftover in args.out.glob(".*.partial.*"):  # from an interrupted run
         leftover.unlink()
-    tasks = [{**pair, "out": str(args.out.resolve()), "preset": args.preset, "symmetry": not args.no_symmetry}
-             for pair in pairs]
-    records, skipped = batch.run_tasks(tasks, groundtruth.run_pair, groundtruth.pair_done, args.workers)
-    failed = [r for r in records if r.get("status") != "ok"]
+    tasks = [{**pair, "out": str(args.out.resolve()), "preset": args.preset, "symmetry": not args.no_symmetry,
+              "retry_failed": args.retry_failed} for pair in pairs]
+    _, skipped = batch.run_tasks(tasks, groundtruth.run_pair, groundtruth.pair_done, args.workers)
     summary = [batch.read_json(groundtruth.pair_outputs(t)["record"]) or {**t, "status": "not run"} for t in tasks]
+    failed = [r for r in summary if r.get("status") != "ok"]
     columns = ["id", "status", "fixed", "moving", "metric", "confident", "seconds", "warnings", "error"]
 
     def write_summary(path):
@@ -200,10 +217,12 @@ def _groundtruth_batch(args) -> int:
 
     write_atomically(args.out / "summary.csv", write_summary)
     doubtful = [r for r in summary if r.get("status") == "ok" and not r.get("quality", {}).get("confident")]
-    print(f"{len(records) - len(failed)} pairs registered, {skipped} already done, {len(failed)} failed, "
+    print(f"{len(summary) - len(failed)} pairs registered ({skipped} done before), {len(failed)} failed, "
           f"{len(doubtful)} LOW CONFIDENCE; outputs and summary.csv in {args.out}")
     for r in failed:
         print(f"failed: {r['id']}: {r.get('error')}", file=sys.stderr)
+    if failed and not args.retry_failed:
+        print("failed pairs are skipped on a rerun; give --retry-failed to try them again", file=sys.stderr)
     return 1 if failed else LOW_CONFIDENCE if doubtful else 0
 
 
@@ -218,17 +237,23 @@ def command_groundtruth(args) -> int:
 
 
 def command_synth(args) -> int:
-    for path in (args.output, args.qa):
-        if path is not None and not path.parent.is_dir():
-            raise HeadRegError(f"cannot write {path}: folder {path.parent} does not exist")
-    if args.output.resolve() == args.source.resolve():
-        raise HeadRegError("the output would overwrite the source: choose another -o")
-    source = sitk.Cast(volume_io.read_volume(args.source), sitk.sitkFloat32)
+    check_outputs([(args.output, IMAGE_SUFFIXES), (args.qa, PICTURE_SUFFIXES)],
+                  [args.source] + ([args.skull] if args.skull else []))
+    source = sitk.Cast(_read(args.source, args), sitk.sitkFloat32)
     volume_io.check_volume_content(source, str(args.source))
+    evidence = modality.rule_based_modality(source)
+    if evidence.modality == ("MR" if args.to == "mr" else "CT") and evidence.confidence >= 0.9:
+        raise HeadRegError(f"{args.source} already looks like {evidence.modality} ({evidence.reason}): "
+                           f"--to {args.to} makes the partner of the other modality")
     rng = np.random.default_rng(args.seed)
     note = ""
     if args.to == "ct":
         skull = volume_io.read_volume(args.skull) if args.skull else None
+        if skull is not None:
+            labels = np.unique(sitk.GetArrayViewFromImage(skull))
+            if labels.size != 2:
+                raise HeadRegError(f"{args.skull} has {labels.size} distinct values: --skull needs a binary bone "
+                                   "mask (0 outside the bone, one value inside)")
         template_hu = None
         templates = None if (skull is not None or args.no_template) else dataset.read_templates(args.data)
         if templates is not None:
@@ -248,9 +273,10 @@ def command_synth(args) -> int:
         ct = dataset.ct_in_hounsfield(source, args.ct_units.replace("-", "_"))
         mr = synthesis.synthesise(ct, "mr", rng, target_weighting=args.mr_weighting)
         partner = mr
-    write_image(partner, args.output)
-    if args.qa:
-        qa.bone_edge_figure(mr, ct, args.qa, title=f"{args.source.name} -> {args.to.upper()} (seed {args.seed})")
+    write_all([(args.output, lambda p: write_image(partner, p))]
+              + ([(args.qa, lambda p: qa.bone_edge_figure(mr, ct, p, title=f"{args.source.name} -> "
+                                                          f"{args.to.upper()} (seed {args.seed})"))]
+                 if args.qa else []))
     print(f"wrote {args.output}: {'a CT' if args.to == 'ct' else 'an MR'} of the anatomy of {args.source.name} on its grid "
           f"(seed {args.seed}{note})")
     return 0
@@ -302,6 +328,8 @@ def command_dataset(args) -> int:
         raise HeadRegError("--copies must be at least 1")
     fractions = _split_fractions(args.fractions)
     fixed_splits = _splits_from(args.splits_from) if args.splits_from else {}
+    if not args.no_shared and not args.data.is_dir():
+        raise HeadRegError(f"--data {args.data}: no such folder (give the shared head volumes, or --no-shared)")
     subjects = dataset.phantom_subjects(args.phantoms)
     if not args.no_shared:
         shared = dataset.shared_subjects(args.data)
@@ -345,9 +373,14 @@ def command_modality(args) -> int:
     failed = 0
     for path in args.files:
         try:
-            decision = classifier.decide(volume_io.read_volume(path), model)
+            image = _read(path, args)
+            volume_io.check_volume_content(image, str(path))
+            mask = symmetry.head_mask(image, autoregister.MASK_SPACING_MM)
+            autoregister.check_head(image, mask, str(path))
+            decision = classifier.decide(image, model, head_mask=mask)
         except HeadRegError as error:   # one bad file does not stop the others
-            print(f"headreg modality: error: {error}", file=sys.stderr)
+            message = str(error) if str(path) in str(error) else f"{path}: {error}"
+            print(f"headreg modality: error: {message}", file=sys.stderr)
             failed += 1
             continue
         print(f"{path} {decision.modality} {decision.probability:.3f}", flush=True)
@@ -356,45 +389,35 @@ def command_modality(args) -> int:
     return 1 if failed else 0
 
 
-def _register_outputs(args) -> list[Path]:
-    """The output paths, checked before the registration runs: folders exist, none is an input."""
-    outputs = [Path(p) for p in (args.output, args.report, args.resampled, args.qa) if p is not None]
-    inputs = {Path(p).resolve() for p in (args.a, args.b)}
-    for path in outputs:
-        if path.resolve() in inputs:
-            raise HeadRegError(f"{path} is an input: refusing to overwrite it")
-        if path.is_dir():
-            raise HeadRegError(f"{path} is a folder, expected a file name")
-        if not path.parent.is_dir():
-            raise HeadRegError(f"cannot write {path}: folder {path.parent} does not exist")
-    if len({p.resolve() for p in outputs}) != len(outputs):
-        raise HeadRegError("two outputs have the same name")
-    return outputs
-
-
 def command_register(args) -> int:
-    _register_outputs(args)
+    check_outputs([(args.output, transform_io.TRANSFORM_SUFFIXES), (args.report, JSON_SUFFIXES),
+                   (args.resampled, IMAGE_SUFFIXES), (args.qa, PICTURE_SUFFIXES)], (args.a, args.b))
     began = time.perf_counter()
-    images = [volume_io.read_volume(path) for path in (args.a, args.b)]
+    images = [_read(path, args) for path in (args.a, args.b)]
     reading = time.perf_counter() - began
     result = autoregister.register_volumes(*images, refine=not args.no_refine, device=args.device,
-                                           model_folder=args.model)
+                                           model_folder=args.model, names=(str(args.a), str(args.b)))
+    result.seconds["reading"] = reading
     fixed, moving = (images[0], images[1]) if result.fixed_index == 0 else (images[1], images[0])
     began = time.perf_counter()
-    transform_io.write_transform(result.matrix, args.output)
+    settings = {"refine": not args.no_refine, "device": args.device,
+                "model": None if args.model is None else str(args.model)}
+    writes = [(args.output, lambda p: transform_io.write_transform(result.matrix, p))]
     if args.resampled:
-        write_image(sitk.Resample(moving, fixed, geometry.sitk_from_matrix(result.matrix), sitk.sitkLinear,
-                                  float(sitk.GetArrayViewFromImage(moving).min()), moving.GetPixelID()),
-                    args.resampled)
+        writes.append((args.resampled, lambda p: write_image(sitk.Resample(
+            moving, fixed, geometry.sitk_from_matrix(result.matrix), sitk.sitkLinear,
+            float(sitk.GetArrayViewFromImage(moving).min()), moving.GetPixelID()), p)))
     if args.qa:
-        qa.overlay_figure(fixed, moving, result.matrix, args.qa,
-                          f"{Path((args.a, args.b)[result.fixed_index]).name} (MR, grey) + "
-                          f"{Path((args.a, args.b)[1 - result.fixed_index]).name} (CT, colour)")
-    result.seconds["reading"], result.seconds["writing"] = reading, time.perf_counter() - began
-    record = autoregister.report(result, (args.a, args.b), {"refine": not args.no_refine, "device": args.device,
-                                                            "model": None if args.model is None else str(args.model)})
+        writes.append((args.qa, lambda p: qa.overlay_figure(
+            fixed, moving, result.matrix, p, f"{Path((args.a, args.b)[result.fixed_index]).name} (MR, grey) + "
+                                             f"{Path((args.a, args.b)[1 - result.fixed_index]).name} (CT, colour)")))
     if args.report:
-        write_atomically(args.report, lambda p: Path(p).write_text(json.dumps(record, indent=2)))
+        def write_report(p):
+            result.seconds["writing"] = time.perf_counter() - began
+            Path(p).write_text(json.dumps(autoregister.report(result, (args.a, args.b), settings), indent=2))
+        writes.append((args.report, write_report))
+    write_all(writes)
+    record = autoregister.report(result, (args.a, args.b), settings)
     roles = record["fixed"], record["moving"]
     print(f"fixed (MR): {roles[0]['path']} (p={roles[0]['probability']:.3f}); "
           f"moving (CT): {roles[1]['path']} (p={roles[1]['probability']:.3f})")
@@ -425,6 +448,8 @@ def _phantom_cases(count: int, out: Path) -> Path:
 
 def _evaluate_case(case: dict, models, refine: bool) -> dict:
     images = [volume_io.read_volume(case[key]) for key in ("a", "b")]
+    for key, image in zip(("a", "b"), images):
+        volume_io.check_volume_content(image, str(case[key]))
     standard = None
     if str(case["truth"]).lower().endswith(".standard"):
         standard = rire.read_standard(case["truth"])
@@ -432,7 +457,8 @@ def _evaluate_case(case: dict, models, refine: bool) -> dict:
     else:
         truth = transform_io.read_transform(case["truth"])
     began = time.perf_counter()
-    result = autoregister.register_volumes(*images, refine=refine, models=models)
+    result = autoregister.register_volumes(*images, refine=refine, models=models,
+                                           names=(str(case["a"]), str(case["b"])))
     seconds = time.perf_counter() - began
     fixed, moving = images[result.fixed_index], images[1 - result.fixed_index]
     head = symmetry.head_mask(fixed)
@@ -452,34 +478,43 @@ def _evaluate_case(case: dict, models, refine: bool) -> dict:
 def command_evaluate(args) -> int:
     if (args.cases is None) == (args.phantoms is None):
         raise HeadRegError("give a cases CSV (columns a,b,truth[,id]) or --phantoms N, not both")
+    if args.phantoms is not None and args.phantoms < 1:
+        raise HeadRegError(f"--phantoms must be at least 1, not {args.phantoms}")
+    if args.out.exists() and not args.out.is_dir():
+        raise HeadRegError(f"--out {args.out} exists and is not a folder")
     args.out.mkdir(parents=True, exist_ok=True)
     cases_csv = args.cases if args.cases is not None else _phantom_cases(args.phantoms, args.out)
     cases = [{**row, "ab": (row["a"], row["b"])} for row in batch.read_pairs(cases_csv, ("a", "b", "truth"))]
     models = autoregister.load_models()
-    records, failed = [], 0
+    rows, records, failed = [], [], 0
     (args.out / "cases").mkdir(exist_ok=True)
     for case in tqdm(cases, desc="evaluate", unit="case", file=sys.stderr, disable=None):
         path = args.out / "cases" / f"{case['id']}.json"
         record = batch.read_json(path)
-        if not (record and record.get("status") == "ok"):
+        if not record or (record.get("status") != "ok" and args.retry_failed):
             try:
                 record = _evaluate_case(case, models, not args.no_refine)
-            except HeadRegError as error:   # recorded; the other cases go on
-                record = {"status": "failed", "error": str(error)}
-                print(f"headreg evaluate: {case['id']}: error: {error}", file=sys.stderr)
+            except KeyboardInterrupt:
+                raise
+            except Exception as error:   # recorded (a bug with its traceback); the other cases go on
+                record = {"status": "failed", "error": one_line(error)}
+                if not isinstance(error, (HeadRegError, OSError)):
+                    record["traceback"] = traceback.format_exc()
+                print(f"headreg evaluate: {case['id']}: error: {record['error']}", file=sys.stderr)
             record = {"id": case["id"], "a": str(case["a"]), "b": str(case["b"]), "truth": str(case["truth"]),
                       **record}
             if record["status"] == "ok":  # the transform found, e.g. for a blind review against the truth
                 transform_io.write_transform(record["matrix_fixed_to_moving_lps"], path.with_suffix(".tfm"))
             batch.write_json(record, path)
+        rows.append(record)
         if record["status"] == "ok":
             records.append(record)
         else:
             failed += 1
-    columns = ["id", "a", "b", "fixed", "bin", "initial_rotation_deg", "tre_mean_mm", "tre_max_mm",
+    columns = ["id", "status", "error", "a", "b", "fixed", "bin", "initial_rotation_deg", "tre_mean_mm", "tre_max_mm",
                "rotation_error_deg", "translation_error_mm", "dsc", "jsc", "rp", "rs", "cms", "ssim", "seconds",
                "confident"]
-    write_atomically(args.out / "results.csv", lambda p: _write_csv(p, columns, records))
+    write_atomically(args.out / "results.csv", lambda p: _write_csv(p, columns, rows))
     table = evaluation.summary_table(records)
     if table:
         write_atomically(args.out / "summary.csv", lambda p: _write_csv(p, list(table[0]), table))
@@ -488,6 +523,9 @@ def command_evaluate(args) -> int:
         evaluation.plot(records, args.out / "tre.png")
         print(text)
     doubtful = sum(not r["confident"] for r in records)
+    if failed:
+        print(f"{failed} failed case(s) are recorded in {args.out}/cases/ and skipped on a rerun; "
+              "give --retry-failed to try them again", file=sys.stderr)
     print(f"{len(records)} cases evaluated, {failed} failed, {doubtful} LOW CONFIDENCE; wrote {args.out}/results.csv, "
           f"summary.md, summary.csv, tre.png")
     return 1 if failed else LOW_CONFIDENCE if doubtful else 0
@@ -529,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "print its geometry, intensities and a rule-based modality guess.")
     p.add_argument("file", type=Path, help="volume file or DICOM folder")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_series(p)
     p.set_defaults(run=command_info)
 
     p = commands.add_parser("demo", help="run the main job on the embedded phantom pair",
@@ -555,6 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(registration.PRESETS), default="accurate",
                    help="optimiser settings: 'paper' (the paper's (1+1)-EO) or 'accurate' (default)")
     p.add_argument("--no-symmetry", action="store_true", help="optimise from the images as they lie")
+    p.add_argument("--retry-failed", action="store_true", help="batch: run again the pairs recorded as failed")
+    _add_series(p)
     p.set_defaults(run=command_groundtruth)
 
     p = commands.add_parser("synth", help="synthesise the CT of an MR's anatomy, or the MR of a CT's",
@@ -573,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mr-weighting", choices=synthesis.RENDERED, help="--to mr: the partner's weighting "
                    "(random by default)")
     p.add_argument("--qa", type=Path, metavar="PNG", help="also write a picture: MR with CT bone edges")
+    _add_series(p)
     p.set_defaults(run=command_synth)
 
     p = commands.add_parser("dataset", help="build a training set: real anatomy, synthesised partners, rigid copies",
@@ -616,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, metavar="DIR", help="folder of the models (default: the shipped ones)")
     p.add_argument("--resampled", type=Path, metavar="OUT", help="the moving volume resampled onto the fixed one")
     p.add_argument("--qa", type=Path, metavar="OUT.png", help="three-plane overlay of the result")
+    _add_series(p)
     p.set_defaults(run=command_register)
 
     p = commands.add_parser("evaluate", help="register cases with known truth; paper metrics, TRE, success per bin",
@@ -627,6 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phantoms", type=int, metavar="N", help="generate N phantom pairs (whole-head grids)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.add_argument("--no-refine", action="store_true", help="evaluate without the MI refinement")
+    p.add_argument("--retry-failed", action="store_true", help="run again the cases recorded as failed")
     p.set_defaults(run=command_evaluate)
 
     p = commands.add_parser("modality", help="CT or MR, with its probability, for each volume",
@@ -634,6 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "that answer (learned classifier weighed with DICOM tag and Hounsfield "
                                         "evidence; disagreement is a warning on stderr).")
     p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="volume file or DICOM folder")
+    _add_series(p)
     p.set_defaults(run=command_modality)
     return parser
 

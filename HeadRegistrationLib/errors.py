@@ -1,6 +1,19 @@
 """The one exception type for a user's mistake or bad input: the CLI prints its
-message on one line, the Slicer module shows it in an error dialog."""
+message on one line, the Slicer module shows it in an error dialog; and the one way to
+turn another library's error into such a line."""
+
+import re
 
 
 class HeadRegError(ValueError):
     """Bad input or an impossible request, with a message meant for the user."""
+
+
+def one_line(error: BaseException) -> str:
+    """The useful one-line part of an error's message (for ITK's: after the last
+    "ERROR:", without object addresses), or the error's type when it has none."""
+    text = str(error).strip()
+    if "ERROR:" in text:
+        text = text.rsplit("ERROR:", 1)[1]
+    text = " ".join(re.sub(r"\(?0x[0-9a-fA-F]+\)?", "", text).split())
+    return text[:300] or type(error).__name__

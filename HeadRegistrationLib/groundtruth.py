@@ -25,7 +25,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import batch, geometry, qa, quality, registration, search, symmetry, transform_io, volume_io
-from .errors import HeadRegError
+from .errors import HeadRegError, one_line
 
 PRESETS = ("accurate", "paper")
 MASK_SPACING_MM = 4.0
@@ -112,9 +112,12 @@ def pair_outputs(task: dict) -> dict[str, Path]:
 
 def pair_done(task: dict) -> bool:
     """Whether the pair already has a transform and a record of success (its record is
-    written last), so a resumed batch skips it."""
+    written last), or a record of failure and ``task["retry_failed"]`` is not set, so a
+    resumed batch skips it."""
     outputs = pair_outputs(task)
     record = batch.read_json(outputs["record"])
+    if record and record.get("status") == "failed":
+        return not task.get("retry_failed")
     return bool(record and record.get("status") == "ok" and outputs["transform"].exists())
 
 
@@ -132,7 +135,7 @@ def run_pair(task: dict) -> dict:
         qa.overlay_figure(fixed, moving, truth.matrix, outputs["qa"],
                           f"{task['id']}: {Path(task['fixed']).name} (grey) + {Path(task['moving']).name} (colour)")
     except Exception as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        reason = one_line(error)
         record = {**task, "status": "failed", "error": reason}
         batch.write_json(record, outputs["record"])
         if not isinstance(error, (HeadRegError, OSError, RuntimeError)):

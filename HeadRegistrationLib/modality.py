@@ -30,6 +30,10 @@ WATER_ABOVE_AIR = (950.0, 1100.0)   # soft-tissue peak minus air, in any Hounsfi
 PEAK_WINDOW = 0.03                  # "within a few per cent": of the air-to-tissue step
 CT_PEAK = 0.35                      # fraction of the head within the window: a CT above, an MR below
 MR_SPREAD = 0.22                    # ...and an MR's spread tissue below this
+UNIFORM_PEAK = 0.9                  # a head is never this uniform without bone: CT bone, MR tissue contrast
+MIN_BONE = 0.005                    # fraction of the head well above its tissue peak (CT skull: 1-20 %)
+MAX_FILL, MIN_CONTRAST = 0.75, 0.8  # noise: the "head" fills the view (heads 0.1-0.6) with a contrast of inner
+                                    # median minus outer over the inner interquartile range below this (heads 1.6-84)
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,34 @@ def tissue_peak(image: sitk.Image, head_mask: sitk.Image) -> TissuePeak | None:
     if not tissue - air > 0.2 * (high - air):
         return None
     return TissuePeak(air, tissue, float(np.mean(np.abs(inner_values - tissue) < PEAK_WINDOW * (tissue - air))))
+
+
+def head_problem(image: sitk.Image, head_mask: sitk.Image) -> str | None:
+    """Why ``image`` cannot be a head scan (CT or MR, any units), or None: an "object"
+    that fills the field of view and barely stands out of what is left (noise), or one
+    uniform object with neither the bone of a CT nor the tissue contrast of an MR (a
+    phantom sphere)."""
+    values = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), head_mask, sitk.Transform(),
+                                                  sitk.sitkLinear, np.nan, sitk.sitkFloat32))
+    finite = np.isfinite(values)
+    head = (sitk.GetArrayViewFromImage(head_mask) > 0) & finite
+    inner = values[(sitk.GetArrayViewFromImage(sitk.BinaryErode(head_mask, [2] * 3)) > 0) & finite]
+    outside = values[~head & finite]
+    fill = float(head.sum() / max(1, finite.sum()))
+    if inner.size and outside.size and fill >= MAX_FILL:
+        low, high = np.percentile(inner, [25, 75])
+        contrast = (np.median(inner) - np.median(outside)) / max(float(high - low), 1e-9)
+        if contrast < MIN_CONTRAST:
+            return (f"its object fills {fill:.0%} of the field of view and barely stands out of the rest "
+                    f"(contrast {contrast:.2f}): noise, not a head")
+    peak = tissue_peak(image, head_mask)
+    if peak is None:
+        return None
+    bone = float(np.mean(values[head] > peak.tissue + 0.4 * peak.step))
+    if peak.in_peak >= UNIFORM_PEAK and bone < MIN_BONE:
+        return (f"it is one uniform object ({peak.in_peak:.0%} of it within {PEAK_WINDOW:.0%} of one value) "
+                "with neither the bone of a CT nor the tissue contrast of an MR")
+    return None
 
 
 def rule_based_modality(image: sitk.Image, head_mask: sitk.Image | None = None,

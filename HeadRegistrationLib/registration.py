@@ -27,7 +27,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import geometry
-from .errors import HeadRegError
+from .errors import HeadRegError, one_line
 
 PRESETS = {
     "paper": {"stages": [
@@ -122,7 +122,7 @@ def run_stage(fixed: sitk.Image, moving: sitk.Image, initial, center, stage: dic
         initial_metric = method.MetricEvaluate(fixed_f, moving_f)
         method.Execute(fixed_f, moving_f)
     except RuntimeError as error:
-        raise HeadRegError(f"registration failed: {str(error).strip().splitlines()[-1]}") from None
+        raise HeadRegError(f"registration failed: {one_line(error)}") from None
     return RegistrationResult(geometry.compose(initial, geometry.matrix_from_sitk(optimised)),
                               float(method.GetMetricValue()), float(initial_metric),
                               int(method.GetOptimizerIteration()), method.GetOptimizerStopConditionDescription(),

@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import geometry, registration, symmetry
-from .errors import HeadRegError
+from .errors import HeadRegError, one_line
 
 CLASSES = ("air", "soft_tissue", "fat", "cortical_bone", "marrow", "csf", "grey_matter", "white_matter")
 AIR, SOFT, FAT, BONE, MARROW, CSF, GREY, WHITE = range(len(CLASSES))
@@ -132,7 +132,7 @@ def carry_template(mr: sitk.Image, template_mr: sitk.Image, template_ct_hu: sitk
     try:
         method.Execute(fixed, moving)
     except RuntimeError as error:
-        raise HeadRegError(f"template registration failed: {str(error).strip().splitlines()[-1]}") from None
+        raise HeadRegError(f"template registration failed: {one_line(error)}") from None
     return sitk.Resample(template_ct_hu, mr, affine, sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
 
 

@@ -7,16 +7,18 @@ names the path; nothing on disk is ever modified.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import math
 import os
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import HeadRegError
+from .errors import HeadRegError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -25,15 +27,17 @@ _TAG_POSITION = "0020|0032"      # ImagePositionPatient
 _TAG_ORIENTATION = "0020|0037"   # ImageOrientationPatient
 _SPACING_TOLERANCE = 0.01        # relative spread of slice gaps still called uniform
 MAX_VOXELS = 2 ** 30             # larger volumes are refused before their pixels are read
+MIN_SLICES = 8                   # fewer voxels along an axis leave the pipeline's smoothing nothing to work on
+MIN_DISTINCT_VALUES = 16         # fewer distinct values: a label map or a mask, not a scan
+_SHEAR_TOLERANCE = 1e-4          # direction columns further from orthonormal are a sheared grid
 
 
 def _reason(exc: Exception) -> str:
-    """The useful one-line part of a SimpleITK / ITK error message."""
-    text = str(exc)
-    if "ERROR:" in text:
-        text = text.rsplit("ERROR:", 1)[1]
-    text = " ".join(text.split())
-    return text[:300] or type(exc).__name__
+    """The one-line reason of a SimpleITK / ITK reading error."""
+    text = one_line(exc)
+    if "not read completely" in text or "expected" in text and "bytes" in text:
+        return f"the file is truncated or corrupt ({text[:200]})"
+    return text
 
 
 @contextmanager
@@ -57,10 +61,14 @@ def read_volume(path, series_uid: str | None = None) -> sitk.Image:
     to, from the files beside it. The pixel type is kept as read.
     """
     path = Path(path).expanduser()
-    if not path.exists():
-        raise HeadRegError(f"{path}: no such file or folder")
+    try:
+        path.resolve(strict=True)
+    except FileNotFoundError:
+        raise HeadRegError(f"{path}: no such file or folder") from None
+    except (OSError, RuntimeError) as error:   # a symbolic link loop (RuntimeError before Python 3.13)
+        raise HeadRegError(f"{path}: cannot be opened ({getattr(error, 'strerror', None) or error})") from None
     if path.is_dir():
-        return read_dicom_series(path, series_uid)
+        return _orthogonal(read_dicom_series(path, series_uid), path)
     if not path.is_file():
         raise HeadRegError(f"{path}: not a regular file or folder")
 
@@ -87,13 +95,82 @@ def read_volume(path, series_uid: str | None = None) -> sitk.Image:
         raise HeadRegError(f"{path}: a series UID can only be given with a DICOM folder")
 
     _check_header(path, size, reader.GetNumberOfComponents(), reader.GetPixelIDValue())
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti_data(path)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
         raise HeadRegError(f"cannot read {path}: {_reason(exc)}") from None
     if image.GetDimension() == 4:  # a 4D file with a single volume (checked above)
         image = sitk.Extract(image, list(image.GetSize()[:3]) + [0], [0, 0, 0, 0])
-    return image
+    check_finite(image, str(path))
+    return _orthogonal(image, path)
+
+
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}   # NIfTI datatype codes of float32 and float64
+
+
+def _check_nifti_data(path: Path) -> None:
+    """What ITK's NIfTI reader hides: a file shorter than its header says (ITK fills the
+    rest with zeros) and NaN or infinite voxels (ITK reads them as 0). Reads the raw data
+    once, in pieces."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            header = handle.read(540)
+            if len(header) < 348:
+                raise HeadRegError(f"cannot read {path}: the file is truncated (no complete NIfTI header)")
+            for order in "<>":
+                version = {348: 1, 540: 2}.get(int(np.frombuffer(header[:4], order + "i4")[0]))
+                if version:
+                    break
+            else:
+                return   # not a NIfTI header ITK would read: leave the verdict to ITK
+            if version == 1:
+                dims = np.frombuffer(header[40:56], order + "i2").astype(np.int64)
+                datatype, bitpix = (int(v) for v in np.frombuffer(header[70:74], order + "i2"))
+                offset = int(np.frombuffer(header[108:112], order + "f4")[0])
+            else:
+                dims = np.frombuffer(header[16:80], order + "i8")
+                datatype, bitpix = (int(v) for v in np.frombuffer(header[12:16], order + "i2"))
+                offset = int(np.frombuffer(header[168:176], order + "i8")[0])
+            count = int(np.prod(np.maximum(dims[1:1 + int(dims[0])], 1)))
+            expected = count * bitpix // 8
+            handle.seek(max(offset, len(header) if version == 2 else 348))
+            kind = _NIFTI_FLOATS.get(datatype)
+            received = bad = 0
+            while received < expected:
+                piece = handle.read(min(1 << 24, expected - received))
+                if not piece:
+                    break
+                if kind:
+                    usable = len(piece) - len(piece) % int(kind[1])
+                    bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(piece[:usable], order + kind))))
+                received += len(piece)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise HeadRegError(f"cannot read {path}: the compressed file is truncated or corrupt ({error})") from None
+    if received < expected:
+        raise HeadRegError(f"cannot read {path}: the file is truncated ({received} of the {expected} bytes "
+                           "of voxel data its header announces)")
+    if bad:
+        raise HeadRegError(f"{path} has {bad} NaN or infinite voxel(s) of {count}")
+
+
+def _orthogonal(image: sitk.Image, path) -> sitk.Image:
+    """``image`` on an orthogonal grid: a sheared direction matrix (columns not orthonormal)
+    is resampled onto the orthonormal axes nearest it, with a warning, as a gantry tilt is."""
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    if np.abs(direction.T @ direction - np.eye(3)).max() <= _SHEAR_TOLERANCE:
+        return image
+    if abs(np.linalg.det(direction)) < 1e-6:
+        raise HeadRegError(f"{path} has a singular direction matrix: its voxels have no place in space")
+    q, r = np.linalg.qr(direction)
+    axes = q * np.sign(np.diag(r))   # the first axis kept, the second in the plane of the first two
+    lengths = np.linalg.norm(direction, axis=0)
+    cosines = np.abs((direction / lengths).T @ (direction / lengths) - np.eye(3)).max()
+    logger.warning("%s: the direction matrix is sheared (axes up to %.2f degrees from perpendicular): "
+                   "resampled onto an orthogonal grid", path, math.degrees(math.asin(min(1.0, cosines))))
+    return _deshear(image, axes, np.array(image.GetSpacing()) * lengths)
 
 
 def _check_header(path, size, components: int, pixel_id: int) -> None:
@@ -151,6 +228,22 @@ def _floats(reader: sitk.ImageFileReader, tag: str, count: int, filename: str) -
     return values
 
 
+def series_in(folder) -> list[str]:
+    """The UIDs of the DICOM series in ``folder`` (or in its sub-folders)."""
+    return list(_find_series(Path(folder)))
+
+
+def _series_modality(filename: str) -> str:
+    """'CT, ' or 'MR, ' (the Modality tag of a series' file), or '' when unreadable."""
+    header = sitk.ImageFileReader()
+    header.SetFileName(filename)
+    try:
+        header.ReadImageInformation()
+        return f"{header.GetMetaData('0008|0060').strip()}, " if header.HasMetaDataKey("0008|0060") else ""
+    except RuntimeError:
+        return ""
+
+
 def read_dicom_series(folder, series_uid: str | None = None) -> sitk.Image:
     """Read one DICOM series of ``folder`` (or of its sub-folders) as a 3D volume.
 
@@ -170,7 +263,7 @@ def read_dicom_series(folder, series_uid: str | None = None) -> sitk.Image:
     series = _find_series(folder)
     if not series:
         raise HeadRegError(f"no DICOM series found in {folder} or its sub-folders")
-    listing = ", ".join(f"{uid} ({len(files)} files)" for uid, files in series.items())
+    listing = ", ".join(f"{uid} ({_series_modality(files[0])}{len(files)} files)" for uid, files in series.items())
     if series_uid is not None:
         if series_uid not in series:
             raise HeadRegError(f"DICOM series {series_uid} is not in {folder}; "
@@ -179,9 +272,9 @@ def read_dicom_series(folder, series_uid: str | None = None) -> sitk.Image:
     else:
         uid = max(series, key=lambda u: len(series[u]))
     files = series[uid]
-    if len(series) > 1:
-        logger.info("%s holds %d DICOM series: %s; reading %s",
-                    folder, len(series), listing, uid)
+    if len(series) > 1 and series_uid is None:
+        logger.warning("%s holds %d DICOM series: %s; reading %s, the one with the most files "
+                       "(give --series UID to choose)", folder, len(series), listing, uid)
     if len(files) == 1:  # maybe one multi-frame file
         try:
             return read_volume(files[0])
@@ -230,28 +323,30 @@ def _read_sorted_series(folder: Path, uid: str, files: list[str]) -> sitk.Image:
         raise HeadRegError(f"{where}: {files[i]} and {files[i + 1]} are at the same position "
                            f"({depth[i]:.3f} mm along the normal); several volumes or "
                            "time points in one series are not supported")
-    steps = np.diff(positions, axis=0)
-    step = (positions[-1] - positions[0]) / (len(files) - 1)
-    if np.max(np.linalg.norm(steps - step, axis=1)) > _SPACING_TOLERANCE * np.linalg.norm(step):
-        raise HeadRegError(f"{where}: slice spacing is not uniform (gaps from "
-                           f"{gaps.min():.3f} to {gaps.max():.3f} mm); missing slices?")
-
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.SetImageIO("GDCMImageIO")
     try:
-        image = reader.Execute()
+        with _quiet_itk():   # ITK's own "non uniform sampling" warning: handled below
+            image = reader.Execute()
     except RuntimeError as exc:
         raise HeadRegError(f"cannot read {where}: {_reason(exc)}") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise HeadRegError(f"{where} has {image.GetNumberOfComponentsPerPixel()}-component "
                            "(RGB) pixels; a scalar (grey-level) volume is needed")
 
+    step = (positions[-1] - positions[0]) / (len(files) - 1)
+    if np.max(np.linalg.norm(np.diff(positions, axis=0) - step, axis=1)) > _SPACING_TOLERANCE * np.linalg.norm(step):
+        image, positions = _regular_slices(image, positions, depth)
+        logger.warning("%s: slice gaps vary from %.3f to %.3f mm (mixed spacing or missing slices): resampled "
+                       "onto regular %.3f mm slices", where, gaps.min(), gaps.max(), gaps.min())
+        step = (positions[-1] - positions[0]) / (len(positions) - 1)
+
     along = float(step @ normal)
     shear = step - along * normal
     spacing = image.GetSpacing()[:2]
     image.SetOrigin(positions[0].tolist())
-    drift = np.linalg.norm(shear) * (len(files) - 1)
+    drift = np.linalg.norm(shear) * (len(positions) - 1)
     if drift <= 0.1 * min(spacing):  # no tilt worth a resampling
         image.SetSpacing(list(spacing) + [along])
         image.SetDirection(np.column_stack([row, col, normal]).ravel().tolist())
@@ -261,17 +356,37 @@ def _read_sorted_series(folder: Path, uid: str, files: list[str]) -> sitk.Image:
     tilt = math.degrees(math.atan2(np.linalg.norm(shear), along))
     logger.warning("%s: gantry tilt of %.2f degrees corrected by resampling onto an "
                    "orthogonal grid", where, tilt)
-    return _deshear(image, row, col, normal, along)
+    return _deshear(image, np.column_stack([row, col, normal]), np.array(list(spacing) + [along]))
 
 
-def _deshear(image: sitk.Image, row, col, normal, along: float) -> sitk.Image:
-    """Resample a sheared (tilted) image onto the orthogonal grid that covers it."""
-    axes = np.column_stack([row, col, normal])
+def _regular_slices(image: sitk.Image, positions: np.ndarray, depth: np.ndarray):
+    """The slices of ``image`` (at ``positions``, ``depth`` along the normal, ascending)
+    interpolated linearly onto regularly spaced depths, the smallest gap apart, as 3D
+    Slicer and dcm2niix do: (image, their positions)."""
+    spacing = float(np.diff(depth).min())
+    target = np.linspace(depth[0], depth[-1], int(round((depth[-1] - depth[0]) / spacing)) + 1)
+    where = np.interp(target, depth, np.arange(len(depth)))
+    below = np.minimum(np.floor(where).astype(int), len(depth) - 2)
+    weight = (where - below).astype(np.float32)[:, None, None]
+    slices = sitk.GetArrayViewFromImage(image)
+    values = slices[below] * (1 - weight) + slices[below + 1] * weight
+    if not np.issubdtype(slices.dtype, np.floating):
+        values = np.rint(values)
+    regular = sitk.GetImageFromArray(values.astype(slices.dtype))
+    regular.SetSpacing(image.GetSpacing())
+    for key in image.GetMetaDataKeys():
+        regular.SetMetaData(key, image.GetMetaData(key))
+    weight = weight[:, 0]
+    return regular, positions[below] * (1 - weight) + positions[below + 1] * weight
+
+
+def _deshear(image: sitk.Image, axes: np.ndarray, spacing: np.ndarray) -> sitk.Image:
+    """Resample a sheared (tilted) image onto the orthogonal grid with these axes (columns)
+    and spacing that covers it."""
     size = np.array(image.GetSize())
     corners = [image.TransformContinuousIndexToPhysicalPoint([float(c) for c in idx])
                for idx in np.array(np.meshgrid(*[[0, n - 1] for n in size])).reshape(3, -1).T]
     coords = (np.array(corners) - image.GetOrigin()) @ axes  # in the orthogonal frame
-    spacing = np.array(list(image.GetSpacing()[:2]) + [along])
     low, high = coords.min(axis=0), coords.max(axis=0)
     out_size = np.ceil((high - low) / spacing - 1e-6).astype(int) + 1
     origin = np.array(image.GetOrigin()) + axes @ low
@@ -320,22 +435,32 @@ def describe_volume(image: sitk.Image) -> dict:
     }
 
 
-def check_volume_content(image: sitk.Image, name: str = "volume") -> None:
-    """Raise HeadRegError if ``image`` is too thin, has NaN / infinite voxels, or is constant."""
-    size = image.GetSize()
-    for axis, n in enumerate(size):
-        if n < 2:
-            raise HeadRegError(f"{name} has {n} voxel(s) along axis {axis} "
-                               f"(size {'x'.join(map(str, size))}); at least 2 are needed")
+def check_finite(image: sitk.Image, name: str) -> None:
+    """Raise HeadRegError if ``image`` has NaN or infinite voxels."""
     values = sitk.GetArrayViewFromImage(image)
     if np.issubdtype(values.dtype, np.floating):
-        nan = int(np.isnan(values).sum())
-        if nan:
-            raise HeadRegError(f"{name} has {nan} NaN voxel(s) of {values.size}")
-        inf = int(np.isinf(values).sum())
-        if inf:
-            raise HeadRegError(f"{name} has {inf} infinite voxel(s) of {values.size}")
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise HeadRegError(f"{name} has {bad} NaN or infinite voxel(s) of {values.size}")
+
+
+def check_volume_content(image: sitk.Image, name: str = "volume") -> None:
+    """Raise HeadRegError if ``image`` cannot be a scan to register: fewer than
+    MIN_SLICES voxels along an axis, NaN / infinite voxels, constant, or a label map or
+    mask (fewer than MIN_DISTINCT_VALUES values)."""
+    size = image.GetSize()
+    for axis, n in enumerate(size):
+        if n < MIN_SLICES:
+            raise HeadRegError(f"{name} has {n} voxel(s) along axis {axis} (size {'x'.join(map(str, size))}); "
+                               f"at least {MIN_SLICES} are needed to register it")
+    check_finite(image, name)
+    values = sitk.GetArrayViewFromImage(image)
     low, high = values.min(), values.max()
     if low == high:
         what = "all zero" if low == 0 else f"constant (every voxel is {low})"
         raise HeadRegError(f"{name} is {what}: there is nothing to register")
+    sample = values.ravel()[:: max(1, values.size // 1_000_000)]
+    distinct = np.unique(sample).size
+    if distinct < MIN_DISTINCT_VALUES:
+        raise HeadRegError(f"{name} has only {distinct} distinct values: a label map or a mask, not a CT or MR "
+                           "scan")

@@ -68,7 +68,7 @@ def test_batch_survives_a_broken_pair_and_resumes(pairs, tmp_path, capsys):
     out_dir = tmp_path / "out"
     code, out, err = run(capsys, "groundtruth", "--pairs", tmp_path / "pairs.csv", "--out", out_dir,
                          "--workers", 2, *FAST)
-    assert code == 1 and "2 pairs registered, 0 already done, 1 failed" in out
+    assert code == 1 and "2 pairs registered (0 done before), 1 failed" in out
     assert "failed: broken:" in err and "Traceback" not in err
     for f in pairs:
         record = json.loads((out_dir / f"{f.name}.json").read_text())
@@ -88,10 +88,15 @@ def test_batch_survives_a_broken_pair_and_resumes(pairs, tmp_path, capsys):
     stamp = (out_dir / f"{pairs[0].name}.json").stat().st_mtime_ns
     (out_dir / f"{pairs[1].name}.json").unlink()
     (out_dir / f".123.partial.{pairs[1].name}.tfm").write_text("half")
+    broken_stamp = (out_dir / "broken.json").stat().st_mtime_ns
     code, out, err = run(capsys, "groundtruth", "--pairs", tmp_path / "pairs.csv", "--out", out_dir, *FAST)
-    assert "1 pairs registered, 1 already done, 1 failed" in out
+    assert code == 1 and "2 pairs registered (2 done before), 1 failed" in out and "--retry-failed" in err
     assert (out_dir / f"{pairs[0].name}.json").stat().st_mtime_ns == stamp   # not redone
+    assert (out_dir / "broken.json").stat().st_mtime_ns == broken_stamp   # a recorded failure is not retried...
     assert json.loads((out_dir / f"{pairs[1].name}.json").read_text())["status"] == "ok"
+    code, out, err = run(capsys, "groundtruth", "--pairs", tmp_path / "pairs.csv", "--out", out_dir, *FAST,
+                         "--retry-failed")
+    assert code == 1 and (out_dir / "broken.json").stat().st_mtime_ns != broken_stamp   # ...unless asked
 
 
 @pytest.mark.parametrize("args, message", [

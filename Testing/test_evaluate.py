@@ -33,26 +33,44 @@ def test_cases_fall_in_their_initial_rotation_bin():
         assert evaluation.rotation_bin(truth) == expected
 
 
-def test_evaluate_writes_tables_records_a_failure_and_resumes(tmp_path, capsys):
+def test_evaluate_writes_tables_records_failures_and_resumes(tmp_path, capsys, monkeypatch):
+    """A bad file and a bug in one case each become that case's record; the batch goes
+    on, results.csv holds every case; a rerun skips what is recorded unless asked to
+    retry the failures."""
     pytest.importorskip("torch")
     cli.write_phantom(tmp_path / "p", 0, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
     (tmp_path / "broken.nii.gz").write_bytes(b"not an image")
-    (tmp_path / "cases.csv").write_text("a,b,truth,id\np/ct.nii.gz,p/mr.nii.gz,p/truth.tfm,good\n"
-                                        "broken.nii.gz,p/mr.nii.gz,p/truth.tfm,bad\n")
+    (tmp_path / "cases.csv").write_text("a,b,truth,id\nbroken.nii.gz,p/mr.nii.gz,p/truth.tfm,bad\n"
+                                        "p/mr.nii.gz,p/ct.nii.gz,p/truth.tfm,bug\n"
+                                        "p/ct.nii.gz,p/mr.nii.gz,p/truth.tfm,good\n")
+    evaluate_case = cli._evaluate_case
+
+    def with_a_bug(case, *args):
+        if case["id"] == "bug":
+            return {}["a bug"]
+        return evaluate_case(case, *args)
+    monkeypatch.setattr(cli, "_evaluate_case", with_a_bug)
     out = tmp_path / "out"
     assert cli.main(["evaluate", str(tmp_path / "cases.csv"), "--out", str(out)]) == 1
     captured = capsys.readouterr()
-    assert "bad: error: cannot read" in captured.err
-    rows = list(csv.DictReader(open(out / "results.csv")))
-    assert [r["id"] for r in rows] == ["good"] and float(rows[0]["tre_mean_mm"]) < 2.0
-    assert rows[0]["fixed"].endswith("mr.nii.gz") and float(rows[0]["dsc"]) > 0.95
+    assert "bad: error: cannot read" in captured.err and "bug: error: 'a bug'" in captured.err
+    rows = {r["id"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert [rows[k]["status"] for k in ("bad", "bug", "good")] == ["failed", "failed", "ok"]
+    assert "cannot read" in rows["bad"]["error"] and float(rows["good"]["tre_mean_mm"]) < 2.0
+    assert rows["good"]["fixed"].endswith("mr.nii.gz") and float(rows["good"]["dsc"]) > 0.95
+    assert "KeyError" in json.loads((out / "cases" / "bug.json").read_text())["traceback"]   # a bug keeps it
     assert "| headreg | 0-15 | 1/1 |" in (out / "summary.md").read_text()
     assert (out / "tre.png").stat().st_size > 5000 and (out / "summary.csv").exists()
     record = json.loads((out / "cases" / "good.json").read_text())
     assert record["moving"].endswith("ct.nii.gz") and not (out / "cases" / "bad.tfm").exists()
     np.testing.assert_allclose(transform_io.read_transform(out / "cases" / "good.tfm"),
                                record["matrix_fixed_to_moving_lps"], atol=1e-9)
-    first = (out / "cases" / "good.json").stat().st_mtime_ns
+    stamps = {k: (out / "cases" / f"{k}.json").stat().st_mtime_ns for k in ("bad", "bug", "good")}
     assert cli.main(["evaluate", str(tmp_path / "cases.csv"), "--out", str(out)]) == 1
-    assert (out / "cases" / "good.json").stat().st_mtime_ns == first   # done cases are not redone
-    assert np.isfinite(float(rows[0]["seconds"]))
+    assert "--retry-failed" in capsys.readouterr().err
+    assert all((out / "cases" / f"{k}.json").stat().st_mtime_ns == t for k, t in stamps.items())   # none redone
+    monkeypatch.setattr(cli, "_evaluate_case", evaluate_case)   # the bug fixed
+    assert cli.main(["evaluate", str(tmp_path / "cases.csv"), "--out", str(out), "--retry-failed"]) == 1
+    rows = {r["id"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert rows["bug"]["status"] == "ok" and rows["bad"]["status"] == "failed"
+    assert (out / "cases" / "good.json").stat().st_mtime_ns == stamps["good"]

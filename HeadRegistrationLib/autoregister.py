@@ -68,8 +68,16 @@ def assign_roles(ct_probabilities, reasons=("", "")) -> tuple[int, list[str]]:
 
 
 def torch_device(device: str):
-    """The torch device of ``device`` (auto, cpu or cuda)."""
-    import torch
+    """The torch device of ``device`` (auto, cpu or cuda). PyTorch runs the search and the
+    learned models: without it nothing can be registered (said so only when torch itself
+    is missing; any other ImportError is a bug and keeps its traceback)."""
+    try:
+        import torch
+    except ModuleNotFoundError as error:
+        if error.name != "torch":
+            raise
+        raise HeadRegError("PyTorch is not installed, and the registration runs on it: pip install torch "
+                           "(in 3D Slicer: install the PyTorch extension)") from None
     if device not in ("auto", "cpu", "cuda"):
         raise HeadRegError(f"device must be auto, cpu or cuda, not {device!r}")
     if device == "auto":

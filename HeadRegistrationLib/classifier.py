@@ -22,7 +22,7 @@ import SimpleITK as sitk
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from . import __version__, dataset, modality, network, preprocessing, symmetry
+from . import __version__, modality, network, preprocessing, symmetry
 from .errors import HeadRegError
 
 LABELS = ("MR", "CT")
@@ -54,6 +54,7 @@ class SingleVolumes(Dataset):
     """Each example of a set split into its MR (label 0) and CT (label 1) volumes."""
 
     def __init__(self, folder, split: str, index: str = "index.csv"):
+        from . import dataset   # training only: inference never imports the data stack
         self.examples = dataset.TrainingSet(folder, split, index)
 
     def __len__(self) -> int:

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from . import (__version__, augmentation, autoregister, batch, dataset, evaluation, geometry, groundtruth, modality,
-               phantom, preprocessing, qa, registration, rire, symmetry, synthesis, transform_io, volume_io)
+               phantom, preprocessing, qa, rire, symmetry, synthesis, transform_io, volume_io)
 from .errors import HeadRegError, one_line
 from .files import IMAGE_SUFFIXES, JSON_SUFFIXES, PICTURE_SUFFIXES, check_outputs, write_all, write_atomically, write_image
 
@@ -591,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=Path, metavar="CSV", help="batch: CSV with columns fixed,moving[,id]")
     p.add_argument("--out", type=Path, metavar="DIR", help="batch: output folder")
     p.add_argument("--workers", type=int, default=1, help="batch: worker processes (default 1)")
-    p.add_argument("--preset", choices=sorted(registration.PRESETS), default="accurate",
+    p.add_argument("--preset", choices=groundtruth.PRESETS, default="accurate",
                    help="optimiser settings: 'paper' (the paper's (1+1)-EO) or 'accurate' (default)")
     p.add_argument("--no-symmetry", action="store_true", help="optimise from the images as they lie")
     p.add_argument("--retry-failed", action="store_true", help="batch: run again the pairs recorded as failed")

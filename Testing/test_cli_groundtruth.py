@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import geometry, symmetry, transform_io
+from HeadRegistrationLib import cli, geometry, symmetry, transform_io
 from HeadRegistrationLib.cli import main
 
 # Small grids that cover the whole head: fast, and symmetry alignment has the whole head.
@@ -124,3 +124,9 @@ def test_bad_pairs_files_are_refused_before_any_work(tmp_path, capsys, content, 
     code, _, err = run(capsys, "groundtruth", "--pairs", tmp_path / "pairs.csv", "--out", tmp_path / "out")
     assert code == 1 and message in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("preset", ["accurate", "paper"])
+def test_every_preset_can_be_named(preset):
+    args = cli.build_parser().parse_args(["groundtruth", "a.nii.gz", "b.nii.gz", "-o", "t.tfm", "--preset", preset])
+    assert args.preset == preset

@@ -22,13 +22,13 @@ import SimpleITK as sitk
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from . import __version__, modality, network, preprocessing, symmetry
+from . import __version__, modality, models_folder, network, preprocessing, symmetry
 from .errors import HeadRegError
 
 LABELS = ("MR", "CT")
 POOL = 2
 GRID_SIZE, GRID_SPACING_MM = (64, 64, 64), 4.0
-MODELS = Path(__file__).resolve().parents[1] / "Resources" / "Models"
+MODELS = models_folder()
 MODEL_NAME = "modality"
 
 

@@ -640,7 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shares of the subjects for train, validation and test (default 0.6,0.2,0.2)")
     p.add_argument("--splits-from", type=Path, metavar="MANIFEST",
                    help="subjects named in this set's manifest.json (or the set of this model card, e.g. "
-                        "Resources/Models/registration.json) keep their split; --fractions counts them and "
+                        "HeadRegistrationLib/models/registration.json) keep their split; --fractions counts them and "
                         "places the others")
     p.set_defaults(run=command_dataset)
 

@@ -2,7 +2,7 @@
 reads the fixed MR and the moving CT on the network grid, and the ANN on its 2 x 128
 features (or the DCNN's own head) gives the six parameters of the fixed -> moving transform.
 
-The shipped model is ``Resources/Models/registration.pt`` (a state dict, read with
+The shipped model is ``HeadRegistrationLib/models/registration.pt`` (a state dict, read with
 ``weights_only=True``), ``registration-ann.npz`` (the ANN's arrays, read without pickle)
 and ``registration.json``, the model card: network shape, input grid, data, training
 settings, metrics and date. Loading checks all three against each other.
@@ -19,12 +19,12 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from . import __version__, geometry, network, preprocessing
+from . import __version__, geometry, models_folder, network, preprocessing
 from .ann import BayesianANN
 from .errors import HeadRegError
 from .files import write_atomically
 
-MODELS = Path(__file__).resolve().parent.parent / "Resources" / "Models"
+MODELS = models_folder()
 MODEL_NAME = "registration"
 FORMAT = 1
 

@@ -170,7 +170,7 @@ def test_dataset_command_keeps_the_splits_of_another_set(tmp_path, capsys):
     after = json.loads((tmp_path / "big" / "manifest.json").read_text())["subjects"]
     assert {s: after[s]["split"] for s in before} == {s: v["split"] for s, v in before.items()}
     assert all(after[f"phantom-{k}"]["split"] == "train" for k in range(3, 6))
-    card = Path(cli.__file__).resolve().parents[1] / "Resources" / "Models" / "registration.json"
+    card = Path(cli.__file__).resolve().parent / "models" / "registration.json"
     assert cli.main(["dataset", "build", "--out", str(tmp_path / "as-shipped"), "--phantoms", "7",
                      "--splits-from", str(card), *tiny]) == 0     # the held-out subjects of the shipped model
     shipped = json.loads((tmp_path / "as-shipped" / "manifest.json").read_text())["subjects"]

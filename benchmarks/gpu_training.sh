@@ -7,7 +7,7 @@
 # DATA holds the shared head volumes (../shared/data); POOL averages the set's 64^3 grid
 # (2, the default: 32^3 at 8 mm). The subjects of the shipped model keep their split (so the
 # held-out subjects stay the same) and the new phantom heads all train.
-# Writes OUT/set, OUT/run (DCNN), OUT/features.npz, OUT/sweep and Resources/Models/registration.*
+# Writes OUT/set, OUT/run (DCNN), OUT/features.npz, OUT/sweep and HeadRegistrationLib/models/registration.*
 set -euo pipefail
 data=$1 out=$2 phantoms=${3:-40} copies=${4:-150} counts=${5:-4,9,24,49,99,150} pool=${6:-2}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +16,7 @@ export PYTHONUNBUFFERED=1
 date; echo "build: $phantoms phantoms + shared subjects, $copies copies each, $cores workers"
 OMP_NUM_THREADS=1 python3 -m HeadRegistrationLib.cli dataset sweep --out "$out/set" --data "$data" \
     --phantoms "$phantoms" --counts "$counts" --fractions 1,0,0 \
-    --splits-from "$here/../Resources/Models/registration.json" --workers "$cores"
+    --splits-from "$here/../HeadRegistrationLib/models/registration.json" --workers "$cores"
 date; echo "train the DCNN (the paper's schedule)"
 python3 "$here/train_registration.py" "$out/set" "$out/run" --epochs 30 --pool "$pool" --workers $((cores - 2))
 date; echo "fit the ANN, measure, ship"

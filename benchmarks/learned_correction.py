@@ -6,7 +6,7 @@ search, per initial-rotation bin (issue 16, item 6):
 * from the search's best-ranked distinct starts (the ones it corrects; ranked as the search
   ranks them): the same, before and after.
 
-The network was trained on misalignments of up to 15 degrees and 5 mm (Resources/Models/
+The network was trained on misalignments of up to 15 degrees and 5 mm (HeadRegistrationLib/models/
 registration.json): a local corrector. The search does not depend on it: compare
 ``autoregister_accuracy.py --variant no-learned``.
 

@@ -1,5 +1,5 @@
 """Fit the ANN on a trained registration DCNN's features, measure the learned prediction
-alone on held-out subjects, and with --save ship it: Resources/Models/registration.pt,
+alone on held-out subjects, and with --save ship it: HeadRegistrationLib/models/registration.pt,
 registration-ann.npz and the model card registration.json.
 
 For each held-out split and each regressor (the DCNN's own head, the ANN): median and
@@ -62,7 +62,7 @@ def main() -> None:
                         help="the subjects whose features the ANN is fitted on")
     parser.add_argument("--ann-epochs", type=int, default=200)
     parser.add_argument("--passes", type=int, default=1)
-    parser.add_argument("--save", action="store_true", help="write Resources/Models/registration.*")
+    parser.add_argument("--save", action="store_true", help="write HeadRegistrationLib/models/registration.*")
     parser.add_argument("--workers", type=int, default=0, help="processes reading the examples (0: this one)")
     parser.add_argument("--features", type=Path, metavar="NPZ",
                         help="also write every split's DCNN features, truths and subjects (to try regressors elsewhere)")

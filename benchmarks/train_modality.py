@@ -1,6 +1,6 @@
 """Train the CT/MR classifier on a built set, measure it (the paper's Table 3) on held-out
 subjects and on every volume of ../shared/data and the phantom, and write the shipped
-weights and model card to Resources/Models/.
+weights and model card to HeadRegistrationLib/models/.
 
     python benchmarks/train_modality.py /work/trainset [--save]
 """

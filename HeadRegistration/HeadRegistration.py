@@ -44,7 +44,7 @@ def _makeLibraryImportable() -> None:
 _makeLibraryImportable()
 
 from HeadRegistrationLib import geometry, review, slicer_volumes, transform_io
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.errors import Cancelled, HeadRegError
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +139,8 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._dependenciesChecked = False
         self._stage = ""            # the registration's current stage, for the status bar
+        self._registering = False   # a registration is running (the review waits)
+        self._cancelRequested = False
         self.review = None          # the HeadRegistrationReview in progress
         self._reviewShortcuts = []
 
@@ -156,6 +158,17 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        # Progress and Cancel under the button (qt.QProgressBar, qt.QPushButton: PythonQt's Qt classes).
+        self.progressBar = qt.QProgressBar()
+        self.progressBar.setRange(0, 100)
+        self.progressBar.visible = False
+        self.cancelButton = qt.QPushButton("Cancel")
+        self.cancelButton.toolTip = "Stop the registration; the scene is left as it was"
+        self.cancelButton.visible = False
+        self.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        index = self.ui.applyButton.parentWidget().layout().indexOf(self.ui.applyButton)
+        self.ui.applyButton.parentWidget().layout().insertWidget(index + 1, self.progressBar)
+        self.ui.applyButton.parentWidget().layout().insertWidget(index + 2, self.cancelButton)
         self.ui.reviewStartButton.connect("clicked(bool)", self.onReviewStart)
         for button, choice in REVIEW_BUTTONS.items():
             getattr(self.ui, button).connect("clicked(bool)", lambda checked, c=choice: self.onReviewAnswer(c))
@@ -224,42 +237,72 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._stage = stage  # called on the registration's worker thread: no Qt here
 
     def _keepAlive(self) -> None:
+        from HeadRegistrationLib import autoregister
         slicer.util.showStatusMessage(f"Head registration: {self._stage}")
+        self.progressBar.value = int(100 * autoregister.STAGE_FRACTIONS.get(self._stage, 0.0))
+        self.progressBar.format = f"{self._stage} (%p%)"
         slicer.app.processEvents()
+
+    def onCancelButton(self) -> None:
+        self._cancelRequested = True   # read by the worker thread at its next check
+        self.cancelButton.enabled = False
 
     def onApplyButton(self) -> None:
         """Run the registration; a user's mistake (HeadRegError) gets a plain message, anything
-        unexpected the error dialog with details."""
+        unexpected the error dialog with details; Cancel stops it and says so. An open
+        review is closed first (its answers are saved), so the two never share the views."""
         p = self._parameterNode
+        self.closeReview()
         self.ui.resultsLabel.text = ""
-        self.ui.applyButton.enabled = False  # the GUI stays alive meanwhile: no second click
-        self._stage = "starting"
+        self._setRunning(True)
         refused = None
-        with slicer.util.tryWithErrorDisplay("Head registration failed unexpectedly.", waitCursor=True):
-            try:
-                if not self._dependenciesChecked:
-                    self.logic.installDependencies()
-                    self._dependenciesChecked = True
-                output = self.logic.process(p.volumeA, p.volumeB, p.outputTransform, refine=p.refine,
-                                            device=p.device, applyTransform=p.applyTransform,
-                                            showOverlay=p.showOverlay, progress=self._noteStage,
-                                            whileWaiting=self._keepAlive)
-            except HeadRegError as error:
-                refused = error
-            else:
-                p.outputTransform = output.outputTransform
-                self.ui.resultsLabel.text = self.logic.describe(output)
-        slicer.util.showStatusMessage("")
-        self._checkCanApply()
+        try:
+            with slicer.util.tryWithErrorDisplay("Head registration failed unexpectedly.", waitCursor=True):
+                try:
+                    if not self._dependenciesChecked:
+                        self.logic.installDependencies()
+                        self._dependenciesChecked = True
+                    output = self.logic.process(p.volumeA, p.volumeB, p.outputTransform, refine=p.refine,
+                                                device=p.device, applyTransform=p.applyTransform,
+                                                showOverlay=p.showOverlay, progress=self._noteStage,
+                                                whileWaiting=self._keepAlive,
+                                                cancelled=lambda: self._cancelRequested)
+                except Cancelled:
+                    self.ui.resultsLabel.text = "Cancelled: nothing was changed."
+                except HeadRegError as error:
+                    refused = error
+                else:
+                    p.outputTransform = output.outputTransform
+                    self.ui.resultsLabel.text = self.logic.describe(output)
+        finally:   # whatever happened, the buttons come back
+            self._setRunning(False)
         if refused is not None:
             self.ui.resultsLabel.text = f"Not registered: {refused}"
             slicer.util.errorDisplay(f"Head registration was not done:\n{refused}", windowTitle="Head Registration")
+
+    def _setRunning(self, running: bool) -> None:
+        """Buttons, progress and Cancel while a registration runs (the GUI stays alive: no
+        second click, no review start), and back afterwards."""
+        self._registering, self._cancelRequested = running, False
+        self._stage = "starting" if running else ""
+        self.progressBar.value = 0
+        self.progressBar.visible = self.cancelButton.visible = running
+        self.cancelButton.enabled = running
+        self.ui.reviewStartButton.enabled = not running
+        if running:
+            self.ui.applyButton.enabled = False
+        else:
+            slicer.util.showStatusMessage("")
+            self._checkCanApply()
 
     # ------------------------------------------------------------ ground-truth review
 
     def onReviewStart(self) -> None:
         """Open the two folders and show the first unanswered pair. The answers file defaults
-        to review-answers.csv in the ground-truth folder; an existing one is resumed."""
+        to review-answers.csv in the ground-truth folder; an existing one is resumed. Not
+        while a registration runs (the button is disabled then; this guards the shortcut)."""
+        if self._registering:
+            return
         self.closeReview()
         first = self.ui.reviewFirstFolderButton.directory
         second = self.ui.reviewSecondFolderButton.directory
@@ -377,7 +420,8 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
     # ------------------------------------------------------------ registration
 
     def process(self, volumeA, volumeB, outputTransform=None, refine=True, device="auto",
-                applyTransform=True, showOverlay=True, progress=None, whileWaiting=None) -> HeadRegistrationOutput:
+                applyTransform=True, showOverlay=True, progress=None, whileWaiting=None,
+                cancelled=None) -> HeadRegistrationOutput:
         """Register two head volumes given in any order: the library decides which is the MR
         (fixed) and which the CT (moving).
 
@@ -393,6 +437,9 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
         events) the registration runs on a worker thread while ``whileWaiting()`` is called
         on this one every 50 ms, so Slicer stays alive; ``progress(stage)`` is then called on
         the worker thread and must not touch Qt. Everything else stays on this thread.
+        ``cancelled()`` (e.g. a Cancel button's flag) is asked at every stage and optimiser
+        iteration: when it says True the work stops with ``Cancelled`` within about a second
+        and the scene is left as it was.
         """
         self._checkInputs(volumeA, volumeB)
         # Imported on first use, never when Slicer loads the module.
@@ -400,7 +447,7 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
 
         imageA, imageB = self.imageFromVolumeNode(volumeA), self.imageFromVolumeNode(volumeB)
         result = self._whileWaiting(whileWaiting, autoregister.register_volumes, imageA, imageB, refine=refine,
-                                    device=device, progress=progress,
+                                    device=device, progress=progress, cancelled=cancelled,
                                     names=(volumeA.GetName(), volumeB.GetName()))
         fixed, moving = (volumeA, volumeB) if result.fixed_index == 0 else (volumeB, volumeA)
         node = self.writeTransformNode(result.matrix, outputTransform, fixed, moving, applyTransform)

@@ -21,12 +21,17 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import __version__, geometry, modality, preprocessing, quality, search, symmetry, volume_io
-from .errors import HeadRegError
+from .errors import Cancelled, HeadRegError
 
 HEAD_ML = (200, 15000)    # volume of the head mask: a thin slab of a head to a head and neck
 MIN_ROLE_ODDS = 4.0       # the two role orders must differ by this much to register at all...
 CONFIDENT_ROLE_ODDS = 30.0   # ...and by this much for the roles to count as certain
 MASK_SPACING_MM = 4.0     # head masks: for the frames, the starts and the quality check
+# The fraction of the work done when each stage begins (progress bars), from the median
+# stage times of the benchmark's report set (docs/BENCHMARKS.md, "The search").
+STAGE_FRACTIONS = {"head masks and symmetry frames": 0.0, "loading the models": 0.10, "modality": 0.10,
+                   "starts": 0.12, "learned correction": 0.25, "screening": 0.29, "fine search": 0.42,
+                   "refinement": 0.63, "quality check": 0.99}
 
 
 @dataclass
@@ -138,16 +143,27 @@ def check_head(image: sitk.Image, head: sitk.Image, name: str) -> None:
 def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = True, device: str = "auto",
                      model_folder=None, progress: Callable[[str], None] | None = None,
                      models=None, effort: str = "fast",
-                     names=("the first volume", "the second volume")) -> AutoRegistration:
+                     names=("the first volume", "the second volume"),
+                     cancelled: Callable[[], bool] | None = None) -> AutoRegistration:
     """Find which image is the MR and register the CT onto it (module docstring). The
     other input order and a second run give the same transform.
 
     ``models`` (from ``load_models``) saves loading them again for each pair of a batch;
     ``effort`` is the search's (``search.EFFORT``); ``names`` name the inputs in messages
-    (e.g. their paths).
+    (e.g. their paths). ``cancelled`` is asked at every stage and optimiser iteration; when
+    it says True the work stops with ``errors.Cancelled`` within a fraction of a second
+    (``progress`` gets each stage's name, ``STAGE_FRACTIONS`` its share of the work).
     """
     where = torch_device(device)
-    report = progress or (lambda stage: None)
+
+    def check():
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+
+    def report(stage):
+        check()
+        if progress is not None:
+            progress(stage)
     seconds, warnings = {}, []
     clock = time.perf_counter()
 
@@ -200,7 +216,7 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
         return prediction.predict_transform(learned, fixed, moving, fixed_frame.center, start=start)
 
     found = search.search(fixed, moving, fixed_mask, moving_mask, fixed_frame, moving_frame, where, correct,
-                          effort, refine, report)
+                          effort, refine, report, check=check)
     seconds.update(found.seconds)
     clock = time.perf_counter()
 

@@ -9,6 +9,13 @@ class HeadRegError(ValueError):
     """Bad input or an impossible request, with a message meant for the user."""
 
 
+class Cancelled(HeadRegError):
+    """The user asked the work to stop (Slicer's Cancel): nothing was written or changed."""
+
+    def __init__(self, message: str = "cancelled"):
+        super().__init__(message)
+
+
 def one_line(error: BaseException) -> str:
     """The useful one-line part of an error's message (for ITK's: after the last
     "ERROR:", without object addresses), or the error's type when it has none."""

@@ -75,6 +75,13 @@ def ground_truth(fixed: sitk.Image, moving: sitk.Image, preset: str = "accurate"
                 f"({np.sqrt(frame.variances).round(1).tolist()} mm)"
                 for name, frame in (("fixed", fixed_frame), ("moving", moving_frame))
                 if use_symmetry and not frame.distinct_axes()]
+    from . import classifier   # the decision register makes, to say what a pair of one modality cannot prove
+    model = classifier.load_model()
+    kinds_of = [classifier.decide(image, model, frame.center, mask) for image, frame, mask in
+                ((fixed, fixed_frame, fixed_mask), (moving, moving_frame, moving_mask))]
+    if kinds_of[0].modality == kinds_of[1].modality and min(k.probability for k in kinds_of) >= 0.9:
+        warnings.append(f"both volumes look like {kinds_of[0].modality}: registered as asked, but nothing here "
+                        "can tell whether two scans of one modality are of the same head; check that they are")
     if preset == "paper" and not use_symmetry:   # the paper's comparison: the optimiser alone, as they lie
         result = registration.register(fixed, moving, np.eye(4), fixed_frame.center, "paper", fixed_mask)
         dice = quality.head_dice(fixed_mask, moving_mask, result.matrix)

@@ -237,14 +237,16 @@ def _steps(parameters: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
 
 
 def optimise(level: Level, starts, center, iterations: int, first_step_mm: float, last_step_mm: float,
-             patience: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             patience: int | None = None, check: Callable[[], None] | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Optimise every start at once: Adam (Kingma and Ba 2015, its usual moments 0.9 and
     0.999) on each pose's six parameters about ``center``. The step shrinks geometrically
     from ``first_step_mm`` to ``last_step_mm`` over ``iterations``; with ``patience``, each
     pose's step is halved instead whenever that many iterations in a row improved its
     metric by less than ``PROGRESS`` (relative), until it is below ``last_step_mm`` (at most
     ``iterations``): a long shallow valley is followed to its end, a converged pose stops.
-    Returns the best pose each met, its metric and overlap: never worse than its start."""
+    Returns the best pose each met, its metric and overlap: never worse than its start.
+    ``check`` is called at every iteration (it raises to stop the work, e.g. on Cancel)."""
     starts = np.asarray(starts, dtype=float)
     count, device = len(starts), level.device
     start_tensor = torch.as_tensor(starts, dtype=torch.float32, device=device)
@@ -259,6 +261,8 @@ def optimise(level: Level, starts, center, iterations: int, first_step_mm: float
     best_overlap = torch.zeros(count, device=device)
     best_parameters = torch.zeros(count, 6, device=device)
     for iteration in range(iterations + 1):
+        if check is not None:
+            check()
         parameters.requires_grad_(True)
         value, overlap = level.metric(start_tensor @ _steps(parameters, center_tensor))
         with torch.no_grad():
@@ -423,18 +427,23 @@ def search(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image, moving
            fixed_frame: symmetry.SymmetryFrame, moving_frame: symmetry.SymmetryFrame, device="cpu",
            correct: Callable[[np.ndarray], np.ndarray] | None = None, effort: str = "fast", refine: bool = True,
            progress: Callable[[str], None] | None = None, full_images: tuple | None = None,
-           start_kinds=START_KINDS) -> SearchResult:
+           start_kinds=START_KINDS, check: Callable[[], None] | None = None) -> SearchResult:
     """The fixed -> moving rigid transform of two head volumes (module docstring).
 
     ``correct`` (the learned prediction, a start -> corrected start) is applied to the
     best-ranked starts; ``full_images`` (fixed, moving) are those the refinement works on
     (default: ``refinement_images``); ``start_kinds`` limits the starts (e.g. the
-    paper's symmetry frames alone, or the header alone).
+    paper's symmetry frames alone, or the header alone); ``check`` is called at every stage
+    and optimiser iteration, and raises to stop the work (autoregister's Cancel).
     """
     if effort not in EFFORT:
         raise HeadRegError(f"unknown effort {effort!r}: choose one of {', '.join(EFFORT)}")
     settings = EFFORT[effort]
-    report = progress or (lambda stage: None)
+    check = check or (lambda: None)
+
+    def report(stage):
+        check()
+        (progress or (lambda name: None))(stage)
     seconds = {}
     clock = [time.perf_counter()]
 
@@ -478,7 +487,7 @@ def search(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image, moving
 
     report("screening")
     screened = distinct(starts, points, settings["screened"])
-    _optimise(coarse, screened, center, "screened", settings["screen_iterations"], 4.0, 0.25)
+    _optimise(coarse, screened, center, "screened", settings["screen_iterations"], 4.0, 0.25, check=check)
     screened = distinct(sorted(screened, key=lambda c: c.metric["screened"]), points)
     winner = screened[0]
     mirrors = [Candidate("mirror", m) for m in mirror_alternatives(winner.matrix, fixed_frame)]
@@ -487,7 +496,7 @@ def search(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image, moving
 
     report("fine search")
     fine = Level(fixed, moving, fixed_mask, moving_mask, FINE_MM, 4 * settings["ranking_points"], 32, device)
-    _optimise(fine, survivors, center, "fine", settings["fine_iterations"], FINE_MM, 0.1)
+    _optimise(fine, survivors, center, "fine", settings["fine_iterations"], FINE_MM, 0.1, check=check)
     survivors = distinct(sorted(survivors, key=lambda c: c.metric["fine"]), points)
     lap("fine search")
 
@@ -499,7 +508,8 @@ def search(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image, moving
         margin = REFINE_MARGIN * abs(chosen.metric["fine"])
         finalists = [c for c in survivors[:settings["refined"]] if c.metric["fine"] - chosen.metric["fine"] <= margin]
         _score(full, finalists, "start of refinement")
-        _optimise(full, finalists, center, "refined", settings["refine_iterations"], 1.0, 0.02, REFINE_PATIENCE)
+        _optimise(full, finalists, center, "refined", settings["refine_iterations"], 1.0, 0.02, REFINE_PATIENCE,
+                  check=check)
         chosen = min(finalists, key=lambda c: c.metric["refined"])
         lap("refinement")
     # The runner-up: the best other solution at the fine stage, against the result seen there.
@@ -517,9 +527,9 @@ def _score(level: Level, candidates: list[Candidate], stage: str) -> None:
 
 
 def _optimise(level: Level, candidates: list[Candidate], center, stage: str, iterations: int,
-              first_step_mm: float, last_step_mm: float, patience: int | None = None) -> None:
+              first_step_mm: float, last_step_mm: float, patience: int | None = None, check=None) -> None:
     matrices, values, overlaps = optimise(level, [c.matrix for c in candidates], center, iterations,
-                                          first_step_mm, last_step_mm, patience)
+                                          first_step_mm, last_step_mm, patience, check)
     for candidate, matrix, value, overlap in zip(candidates, matrices, values, overlaps):
         candidate.matrix, candidate.metric[stage], candidate.overlap[stage] = matrix, value, overlap
         candidate.poses[stage] = matrix

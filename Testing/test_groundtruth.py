@@ -125,3 +125,14 @@ def test_the_papers_optimiser_without_symmetry_is_lost_at_a_large_turn(turned_pa
     mask = symmetry.head_mask(turned_pair.mr)
     assert geometry.mean_displacement_in_mask(truth.matrix, turned_pair.truth, mask) > 10
     assert truth.fixed_frame is None and not truth.candidates
+
+
+def test_two_scans_of_one_modality_are_registered_with_a_warning():
+    """Two MRs (here of two different heads: nothing in the images can prove otherwise)
+    are registered as asked, but the record says that the same head is not checked."""
+    from conftest import shared_file
+    from HeadRegistrationLib import volume_io
+    first = volume_io.read_volume(shared_file("seg3d_epilepsy/MR.nii.gz"))
+    second = volume_io.read_volume(shared_file("templates/ch2.nii.gz"))
+    truth = groundtruth.ground_truth(first, second)
+    assert any("both volumes look like MR" in w and "same head" in w for w in truth.warnings), truth.warnings

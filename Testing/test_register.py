@@ -148,3 +148,24 @@ def test_quality_flags_a_poor_overlap_and_a_close_runner_up(pair_files):
     assert alone["runner_up_mi_gap"] is None and alone["confident"] and not alone["warnings"]
     poor = quality.measure(search.SearchResult(candidate(shifted, -0.5), [], {}, None), head, head)
     assert not poor["confident"] and any("overlap poorly" in w for w in poor["warnings"])
+
+
+def test_cancel_stops_inside_an_optimisation_within_a_second(pair_files):
+    """The Cancel hook is asked at every stage and optimiser iteration: asked to stop in
+    the middle of the refinement, the work ends at once with Cancelled."""
+    from HeadRegistrationLib.errors import Cancelled
+    from HeadRegistrationLib.volume_io import read_volume
+    images = [read_volume(pair_files / name) for name in ("ct.nii.gz", "mr.nii.gz")]
+    stages, asked, stopped_at = [], [0], []
+
+    def cancelled():
+        if stages and stages[-1] == "refinement":
+            asked[0] += 1
+            if asked[0] == 3:   # the third question inside the refinement: its second iteration
+                stopped_at.append(__import__("time").perf_counter())
+                return True
+        return False
+    with pytest.raises(Cancelled, match="cancelled"):
+        autoregister.register_volumes(*images, progress=stages.append, cancelled=cancelled)
+    assert __import__("time").perf_counter() - stopped_at[0] < 1.0
+    assert stages[-1] == "refinement" and set(stages) <= set(autoregister.STAGE_FRACTIONS)

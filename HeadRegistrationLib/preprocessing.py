@@ -47,17 +47,6 @@ def working_copy(image: sitk.Image, max_voxels: int = WORKING_VOXELS) -> tuple[s
     return (image if factors == [1, 1, 1] else sitk.BinShrink(image, factors)), factors
 
 
-def no_finer_than(moving: sitk.Image, fixed: sitk.Image) -> tuple[sitk.Image, list[int]]:
-    """``moving`` averaged down (``sitk.BinShrink``) along each axis by the integer factor
-    nearest to the fixed image's finest spacing over its own, and the factors: the metric
-    samples the moving image at the fixed voxels, so detail much finer than them only
-    aliases, and costs time (e.g. RIRE's 0.65 mm CT against a 1.25 mm MR: 2 x 2 x 1)."""
-    finest = min(fixed.GetSpacing())
-    factors = [max(1, int(round(finest / spacing))) for spacing in moving.GetSpacing()]
-    factors = [min(f, max(1, n // 2)) for f, n in zip(factors, moving.GetSize())]
-    return (moving if factors == [1, 1, 1] else sitk.BinShrink(moving, factors)), factors
-
-
 def crop_to_head(image: sitk.Image, head_mask: sitk.Image, margin_mm: float) -> sitk.Image:
     """The part of ``image`` (same voxels and physical space) that covers the head mask's
     bounding box grown by ``margin_mm``: registration work on the air around a head is wasted."""

@@ -143,15 +143,21 @@ def summarise(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def case_parser(description: str, pairs_per_bin: int, first_seed: int) -> argparse.ArgumentParser:
+    """The options every benchmark over these cases takes: datasets, pairs per bin, seeds, output folder."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default=",".join(OLD_DATASETS + DATASETS),
                         help="comma-separated: cases.py's source/view names or " + ", ".join(OLD_DATASETS))
-    parser.add_argument("--pairs-per-bin", type=int, default=2)
-    parser.add_argument("--first-seed", type=int, default=200, help="200: the tuning set; 1000: the report set")
+    parser.add_argument("--pairs-per-bin", type=int, default=pairs_per_bin)
+    parser.add_argument("--first-seed", type=int, default=first_seed, help="200: the tuning set; 1000: the report set")
+    parser.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def main() -> None:
+    parser = case_parser(__doc__, 2, 200)
     parser.add_argument("--variant", choices=VARIANTS, default="shipped")
     parser.add_argument("--floor", action="store_true", help="also measure each pair's floor")
-    parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--models", help="model folder (default: the shipped models)")
     args = parser.parse_args()
     VARIANTS[args.variant]()

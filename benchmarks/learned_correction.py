@@ -15,14 +15,12 @@ registration.json): a local corrector. The search does not depend on it: compare
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
-from autoregister_accuracy import OLD_DATASETS
-from cases import BINS, DATASETS, case_list, make_case
+from autoregister_accuracy import case_parser
+from cases import BINS, case_list, make_case
 from groundtruth_accuracy import make_pair
 from HeadRegistrationLib import autoregister, geometry, prediction, search, symmetry
 
@@ -69,11 +67,7 @@ def summarise(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default=",".join(OLD_DATASETS + DATASETS))
-    parser.add_argument("--pairs-per-bin", type=int, default=1)
-    parser.add_argument("--first-seed", type=int, default=200)
-    parser.add_argument("--out", type=Path, required=True)
+    parser = case_parser(__doc__, 1, 200)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     learned = prediction.load_learned()

@@ -16,7 +16,6 @@ also compares each peer with headreg on the pairs where both succeed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -25,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from autoregister_accuracy import OLD_DATASETS
-from cases import DATASETS, case_list, make_case
+from autoregister_accuracy import case_parser
+from cases import case_list, make_case
 from groundtruth_accuracy import BINS, make_pair
 from HeadRegistrationLib import autoregister, evaluation, geometry, symmetry
 
@@ -168,12 +167,8 @@ def summarise(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default=",".join(OLD_DATASETS + DATASETS))
-    parser.add_argument("--pairs-per-bin", type=int, default=1)
-    parser.add_argument("--first-seed", type=int, default=1000, help="1000: the report set; 200: the tuning set")
+    parser = case_parser(__doc__, 1, 1000)
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     methods = args.methods.split(",")

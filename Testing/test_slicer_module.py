@@ -1,9 +1,11 @@
-"""The Slicer module (HeadRegistration/HeadRegistration.py) on Slicer's real MRML library.
+"""The Slicer module (HeadRegistration/HeadRegistration.py and its helper package
+HeadRegistration/HeadRegistrationSlicer/) on Slicer's real MRML library.
 
-slicer-core gives the real scene, volume, transform and storage nodes, but not Slicer's GUI
-framework; the fixture ``hr`` stands in for exactly the names the module imports from it
-(ScriptedLoadableModule base classes, parameterNodeWrapper, qt) and blocks sitkUtils, so the
-module's pure path (arrayFromVolume + IJKToRAS) is the one tested.
+slicer-core gives the real scene, volume, transform and storage nodes and Slicer's own
+slicer.util, but not Slicer's GUI framework; the fixture ``hr`` stands in for exactly the
+names the module uses from it (ScriptedLoadableModule base classes, parameterNodeWrapper,
+qt, slicer.app, the Sample Data module) and blocks sitkUtils, so the module's pure path
+(arrayFromVolume + IJKToRAS) is the one tested.
 """
 
 import importlib.util
@@ -21,14 +23,16 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import geometry, phantom, slicer_volumes, transform_io
+from HeadRegistrationLib import geometry, phantom, review, slicer_volumes, transform_io
 from HeadRegistrationLib.errors import HeadRegError
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (Slicer's MRML library) is not installed")
 vtk = pytest.importorskip("vtk")
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULE_PATH = ROOT / "HeadRegistration" / "HeadRegistration.py"
+MODULE_DIR = ROOT / "HeadRegistration"
+MODULE_PATH = MODULE_DIR / "HeadRegistration.py"
+HELPER_DIR = MODULE_DIR / "HeadRegistrationSlicer"
 UI_PATH = ROOT / "Resources" / "UI" / "HeadRegistration.ui"
 D = geometry.LPS_TO_RAS
 WHITE_MATTER = phantom.LABEL["white_matter"]
@@ -75,8 +79,69 @@ def gui_shims() -> dict:
 
     qt = types.ModuleType("qt")
     qt.QIcon = str
+    qt.Qt = types.SimpleNamespace(WaitCursor=3)
     return {"slicer.ScriptedLoadableModule": loadable, "slicer.parameterNodeWrapper": wrapper, "qt": qt,
+            "SampleData": sample_data_shim(),
             "sitkUtils": None}  # None: "import sitkUtils" raises ImportError
+
+
+class SlicerApp:
+    """What the module asks of slicer.app: signal connections (recorded), the wait cursor,
+    testing mode, event processing (``onProcessEvents`` is called, to play the user), and
+    neither main window nor layout manager (no slice views)."""
+
+    def __init__(self):
+        self.connections, self.onProcessEvents = [], None
+
+    def connect(self, signal, slot):
+        self.connections.append((signal, slot))
+
+    def setOverrideCursor(self, cursor):
+        pass
+
+    def restoreOverrideCursor(self):
+        pass
+
+    def testingEnabled(self):
+        return True
+
+    def layoutManager(self):
+        return None
+
+    def topLevelWidgets(self):
+        return []  # no main window, as in Slicer's ctest
+
+    def processEvents(self):
+        if self.onProcessEvents:
+            self.onProcessEvents()
+
+
+# The keywords of SampleData.SampleDataLogic.registerCustomSampleDataSource in Slicer's
+# Modules/Scripted/SampleData/SampleData.py (Slicer main, 2026).
+SAMPLE_DATA_KEYWORDS = {"category", "sampleName", "uris", "fileNames", "nodeNames", "customDownloader",
+                        "thumbnailFileName", "loadFileType", "loadFiles", "loadFileProperties", "checksums"}
+
+
+def sample_data_shim():
+    """Slicer's Sample Data registry: registerCustomSampleDataSource (keywords checked, lists of
+    equal length as SampleDataSource demands) and sourceForSampleName."""
+    module = types.ModuleType("SampleData")
+    sources = {}
+
+    class SampleDataLogic:
+        @staticmethod
+        def registerCustomSampleDataSource(**kwargs):
+            assert set(kwargs) <= SAMPLE_DATA_KEYWORDS, set(kwargs) - SAMPLE_DATA_KEYWORDS
+            lists = [kwargs[k] for k in ("uris", "fileNames", "nodeNames", "loadFileType")]
+            assert all(isinstance(v, list) and len(v) == len(lists[0]) for v in lists)
+            sources.setdefault(kwargs["sampleName"], types.SimpleNamespace(**kwargs))
+
+        def sourceForSampleName(self, sampleName):
+            return sources.get(sampleName)
+
+    module.SampleDataLogic = SampleDataLogic
+    module.sources = sources
+    return module
 
 
 def load_module(path: Path, name: str):
@@ -94,17 +159,24 @@ def hr():
         for name, shim in gui_shims().items():
             mp.setitem(sys.modules, name, shim)
         mp.setattr(slicer, "mrmlScene", slicer.vtkMRMLScene(), raising=False)
+        mp.setattr(slicer, "app", SlicerApp(), raising=False)
+        mp.syspath_prepend(str(MODULE_DIR))  # Slicer puts a scripted module's folder on sys.path
         mp.delitem(sys.modules, "HeadRegistration", raising=False)
         yield load_module(MODULE_PATH, "HeadRegistration")
-        sys.modules.pop("HeadRegistration", None)
+        for name in [n for n in sys.modules if n == "HeadRegistration" or n.startswith("HeadRegistrationSlicer")]:
+            sys.modules.pop(name)
 
 
 # ---------------------------------------------------------------- data and MRML helpers
 
+TEST_CT_GRID = {"size": (128, 128, 40), "spacing": (2.0, 2.0, 4.0)}  # small grids: fast tests
+TEST_MR_GRID = {"size": (96, 96, 36), "spacing": (2.5, 2.5, 4.5)}
+
+
 @pytest.fixture(scope="module")
-def pair(hr):
+def pair():
     return phantom.make_phantom_pair(seed=3, rotation_deg=12.0, translation_mm=8.0,
-                                     ct_grid=hr.TEST_CT_GRID, mr_grid=hr.TEST_MR_GRID)
+                                     ct_grid=TEST_CT_GRID, mr_grid=TEST_MR_GRID)
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +284,7 @@ def test_slicer_storage_node_agrees_with_simpleitk(hr, tmp_path):
     node = load_volume(scene, path)
     np.testing.assert_allclose(ijk_to_ras(node), D @ slicer_volumes.index_to_physical_matrix(expected), atol=1e-5)
 
-    image = hr.HeadRegistrationLogic().imageFromVolumeNode(node)
+    image = hr.mrml.imageFromVolumeNode(node)
     assert_same_geometry(image, expected)
     assert image.GetPixelID() == expected.GetPixelID()
     np.testing.assert_array_equal(sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(expected))
@@ -220,7 +292,7 @@ def test_slicer_storage_node_agrees_with_simpleitk(hr, tmp_path):
     # The volume's own geometry, whatever its parent transform (process() honours parents itself).
     parent = add_linear_transform(scene, [0, 0, 1], 30, [5, 6, 7])
     node.SetAndObserveTransformNodeID(parent.GetID())
-    assert_same_geometry(hr.HeadRegistrationLogic().imageFromVolumeNode(node), expected)
+    assert_same_geometry(hr.mrml.imageFromVolumeNode(node), expected)
 
 
 # ---------------------------------------------------------------- 2. the transform node
@@ -229,7 +301,7 @@ def test_transform_node_saved_by_slicer_is_the_library_matrix(hr, pair_files, tm
     scene = slicer.vtkMRMLScene()
     mr, ct = (load_volume(scene, path) for path in pair_files)
     matrix = geometry.matrix_from_parameters([7, -4, 11, 3, -9, 5], [10.0, -20.0, 30.0])
-    node = hr.HeadRegistrationLogic().writeTransformNode(matrix, None, mr, ct, applyTransform=True)
+    node = hr.mrml.writeTransformNode(matrix, None, mr, ct, applyTransform=True)
 
     assert node.GetName() == "ct_to_mr"
     np.testing.assert_allclose(to_parent(node), geometry.slicer_to_parent_ras(matrix), atol=1e-12)
@@ -248,7 +320,7 @@ def test_transform_node_saved_by_slicer_is_the_library_matrix(hr, pair_files, tm
     # An existing output node is updated in place; applyTransform=False leaves the moving volume alone.
     other = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")
     count = scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode")
-    again = hr.HeadRegistrationLogic().writeTransformNode(np.eye(4), node, mr, other, applyTransform=False)
+    again = hr.mrml.writeTransformNode(np.eye(4), node, mr, other, applyTransform=False)
     assert again.GetID() == node.GetID()
     assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == count
     assert other.GetTransformNodeID() is None
@@ -258,16 +330,15 @@ def test_transform_node_saved_by_slicer_is_the_library_matrix(hr, pair_files, tm
 def test_bad_matrix_or_transform_loop_changes_nothing(hr, pair_files):
     scene = slicer.vtkMRMLScene()
     mr, ct = (load_volume(scene, path) for path in pair_files)
-    logic = hr.HeadRegistrationLogic()
     with pytest.raises(HeadRegError):
-        logic.writeTransformNode(np.ones((3, 3)), None, mr, ct)
+        hr.mrml.writeTransformNode(np.ones((3, 3)), None, mr, ct)
     assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == 0
     assert ct.GetTransformNodeID() is None
 
     above_mr = add_linear_transform(scene)
     mr.SetAndObserveTransformNodeID(above_mr.GetID())
     with pytest.raises(HeadRegError, match="parent of the fixed volume"):
-        logic.writeTransformNode(geometry.translation_matrix([1, 2, 3]), above_mr, mr, ct)
+        hr.mrml.writeTransformNode(geometry.translation_matrix([1, 2, 3]), above_mr, mr, ct)
     np.testing.assert_allclose(to_parent(above_mr), np.eye(4))
     assert ct.GetTransformNodeID() is None
     assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == 1
@@ -280,7 +351,7 @@ def test_hardened_truth_puts_the_ct_on_the_mr(hr, pair, pair_files):
     mr, ct = (load_volume(scene, path) for path in pair_files)
     ct_ijk_to_ras = ijk_to_ras(ct)
     before = centroid_ras(ct, pair.ct_labels, WHITE_MATTER)
-    hr.HeadRegistrationLogic().writeTransformNode(pair.truth, None, mr, ct, applyTransform=True)
+    hr.mrml.writeTransformNode(pair.truth, None, mr, ct, applyTransform=True)
     ct.HardenTransform()
 
     # Each CT corner lands where the truth maps it: at D inv(T) D of its RAS point.
@@ -302,7 +373,7 @@ def test_parent_transforms_of_both_volumes_are_honoured(hr, pair, pair_files, tm
     mr.SetAndObserveTransformNodeID(above_mr.GetID())
     ct.SetAndObserveTransformNodeID(above_ct.GetID())
 
-    node = hr.HeadRegistrationLogic().writeTransformNode(pair.truth, None, mr, ct, applyTransform=True)
+    node = hr.mrml.writeTransformNode(pair.truth, None, mr, ct, applyTransform=True)
     assert node.GetTransformNodeID() == above_mr.GetID()
     assert ct.GetTransformNodeID() == node.GetID()
     storage = scene.AddNewNodeByClass("vtkMRMLTransformStorageNode")
@@ -339,12 +410,13 @@ def test_ui_has_every_widget_and_binding_the_module_uses(hr):
     widgets = {w.get("name"): w for w in tree.iter("widget")}
     assert tree.getroot().find("widget").get("class") == "qMRMLWidget"
 
-    source = MODULE_PATH.read_text()
-    used = set(re.findall(r"self\.ui\.(\w+)", source)) | set(hr.REVIEW_BUTTONS)
+    source = "".join(path.read_text() for path in (MODULE_PATH, *HELPER_DIR.glob("*.py")))
+    used = set(re.findall(r"self\.ui\.(\w+)", source)) | set(hr.reviewPanel.REVIEW_BUTTONS)
     expected = {"applyButton": "QPushButton", "resultsLabel": "QLabel", "reviewStartButton": "QPushButton",
+                "progressBar": "QProgressBar", "cancelButton": "QPushButton",
                 "reviewFirstFolderButton": "ctkDirectoryButton", "reviewSecondFolderButton": "ctkDirectoryButton",
                 "reviewAnswersPathLineEdit": "ctkPathLineEdit", "reviewProgressLabel": "QLabel",
-                "reviewSummaryLabel": "QLabel", **{button: "QPushButton" for button in hr.REVIEW_BUTTONS}}
+                "reviewSummaryLabel": "QLabel", **{button: "QPushButton" for button in hr.reviewPanel.REVIEW_BUTTONS}}
     assert used == set(expected)
     for name, cls in expected.items():
         assert widgets[name].get("class") == cls
@@ -390,11 +462,13 @@ def test_module_description_and_resources(hr, tmp_path):
     assert "Islam" in parent.helpText and "Scientific Reports 11, 1860 (2021)" in parent.helpText
     assert Path(parent.icon) == ROOT / "Resources" / "Icons" / "HeadRegistration.png"
     assert Path(hr.resourcesPath()) == ROOT / "Resources"  # source checkout: beside the module's folder
+    assert ("startupCompleted()", hr.registerSampleData) in slicer.app.connections  # as Slicer's template
 
-    # Built extension: Resources/ beside the module file (where CMake copies it).
+    # Built extension: Resources/ and the helper package beside the module file (where CMake copies them).
     built = tmp_path / "qt-scripted-modules"
     built.mkdir()
     shutil.copy(MODULE_PATH, built / "HeadRegistration.py")
+    shutil.copytree(HELPER_DIR, built / HELPER_DIR.name)
     shutil.copytree(ROOT / "Resources", built / "Resources")
     copy = load_module(built / "HeadRegistration.py", "HeadRegistration_built")
     sys.modules.pop("HeadRegistration_built")
@@ -402,17 +476,17 @@ def test_module_description_and_resources(hr, tmp_path):
 
 
 def test_dependencies_are_only_installed_on_request(hr, monkeypatch):
-    logic = hr.HeadRegistrationLogic()
-    assert hr.REQUIRED_PACKAGES == {"torch": "torch>=2.1"}  # as pyproject's "learn" extra
+    logic = hr.dependencies
+    assert logic.REQUIRED_PACKAGES == {"torch": "torch>=2.1"}  # as pyproject's "learn" extra
     assert logic.missingDependencies() == [] and logic.installDependencies() == []  # torch is here
     installed = []
     monkeypatch.setattr(slicer.util, "pip_install", installed.append)
-    monkeypatch.setitem(hr.REQUIRED_PACKAGES, "headreg_no_such_package", "headreg-no-such-package>=1")
+    monkeypatch.setitem(logic.REQUIRED_PACKAGES, "headreg_no_such_package", "headreg-no-such-package>=1")
     assert logic.installDependencies() == ["headreg-no-such-package>=1"]
     assert installed == ["headreg-no-such-package>=1"]
 
     # A missing torch comes through the PyTorch extension when it is there, pip otherwise.
-    monkeypatch.setattr(hr, "REQUIRED_PACKAGES", {"headreg_no_such_torch": "torch>=2.1"})
+    monkeypatch.setattr(logic, "REQUIRED_PACKAGES", {"headreg_no_such_torch": "torch>=2.1"})
     asked = []
 
     class PyTorchUtilsLogic:
@@ -458,7 +532,7 @@ def test_describe_reports_roles_quality_and_warnings(hr):
                                          modalities=({"modality": "CT", "probability": 0.97},
                                                      {"modality": "MR", "probability": 0.9}),
                                          warnings=["the CT has a gantry tilt"])
-    text = hr.HeadRegistrationLogic().describe(hr.HeadRegistrationOutput(registration, mr, ct, node))
+    text = hr.panel.outcomeText(hr.panel.HeadRegistrationOutput(registration, mr, ct, node))
     assert text.splitlines() == ["Fixed: head T1, MR (p = 0.900)", "Moving: head CT, CT (p = 0.970)",
                                  "Quality: head Dice 0.912, LOW CONFIDENCE", "Warning: the CT has a gantry tilt",
                                  "Transform: CT_to_T1"]
@@ -513,7 +587,7 @@ def test_module_self_test_runs_completely(hr, monkeypatch):
     slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene)
     layout_logic = slicer.vtkMRMLLayoutLogic()
     layout_logic.SetMRMLScene(scene)
-    for view in [v for views in hr.REVIEW_VIEWS.values() for v in views]:
+    for view in [v for views in hr.reviewPanel.REVIEW_VIEWS.values() for v in views]:
         composite = slicer.vtkMRMLSliceCompositeNode()
         composite.SetLayoutName(view)
         composite.SetSingletonTag(view)  # survives scene.Clear(), like Slicer's own
@@ -574,10 +648,10 @@ def review_folders(pair, pair_files, tmp_path):
 def test_review_layout_is_two_rows_of_three_labelled_views(hr):
     scene, _ = review_scene()
     layout = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
-    layout.AddLayoutDescription(hr.REVIEW_LAYOUT_ID, hr.reviewLayoutDescription())
-    layout.SetViewArrangement(hr.REVIEW_LAYOUT_ID)
-    for result, views in hr.REVIEW_VIEWS.items():
-        for view, (orientation, _) in zip(views, hr.REVIEW_ORIENTATIONS):
+    layout.AddLayoutDescription(hr.reviewPanel.REVIEW_LAYOUT_ID, hr.reviewPanel.reviewLayoutDescription())
+    layout.SetViewArrangement(hr.reviewPanel.REVIEW_LAYOUT_ID)
+    for result, views in hr.reviewPanel.REVIEW_VIEWS.items():
+        for view, (orientation, _) in zip(views, hr.reviewPanel.REVIEW_ORIENTATIONS):
             slice_node = scene.GetSingletonNode(view, "vtkMRMLSliceNode")
             assert slice_node is not None, view
             assert slice_node.GetLayoutLabel() == result and slice_node.GetOrientation() == orientation
@@ -586,24 +660,24 @@ def test_review_layout_is_two_rows_of_three_labelled_views(hr):
 def test_review_shows_each_pair_as_a_and_b_and_saves_answers(hr, pair, review_folders, tmp_path):
     first, second = review_folders
     scene, _ = review_scene()
-    add_composite_nodes(scene, [v for views in hr.REVIEW_VIEWS.values() for v in views])
+    add_composite_nodes(scene, [v for views in hr.reviewPanel.REVIEW_VIEWS.values() for v in views])
     layout = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
     layout.SetViewArrangement(layout.SlicerLayoutFourUpView)
     nodes_before = scene.GetNumberOfNodes()
     answers_path = tmp_path / "answers.csv"
-    session = hr.HeadRegistrationReview(first, second, answers_path,
+    session = hr.reviewPanel.HeadRegistrationReview(first, second, answers_path,
                                         loadVolume=lambda path, name: load_volume_or_raise(scene, path))
 
     shown = session.showNext()
     assert shown is not None and shown.id != "gone"
-    assert layout.GetViewArrangement() == hr.REVIEW_LAYOUT_ID
+    assert layout.GetViewArrangement() == hr.reviewPanel.REVIEW_LAYOUT_ID
     fixed, moving_a, moving_b = session.nodes[:3]
-    expected = {"A": pair.truth, "B": np.eye(4)} if hr.review.first_is_a(shown.id) else \
+    expected = {"A": pair.truth, "B": np.eye(4)} if review.first_is_a(shown.id) else \
         {"A": np.eye(4), "B": pair.truth}
     for result, moving in (("A", moving_a), ("B", moving_b)):
         np.testing.assert_allclose(to_parent(moving.GetParentTransformNode()),
                                    geometry.slicer_to_parent_ras(expected[result]), atol=1e-6)
-        for view in hr.REVIEW_VIEWS[result]:
+        for view in hr.reviewPanel.REVIEW_VIEWS[result]:
             composite = next(scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
                              for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))
                              if scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode").GetLayoutName() == view)
@@ -625,14 +699,14 @@ def test_review_shows_each_pair_as_a_and_b_and_saves_answers(hr, pair, review_fo
     # Nothing left of the pairs: only the review layout's six slice nodes were added.
     assert scene.GetNumberOfNodes() == nodes_before + 6
 
-    answers = hr.review.read_answers(answers_path)
+    answers = review.read_answers(answers_path)
     assert set(answers) == {"p1", "p2"} and answers[second_pair.id]["preferred"] == "both"
     labels = ("with-symmetry", "without-symmetry")
-    assert answers[shown.id]["preferred"] == labels[0 if hr.review.first_is_a(shown.id) else 1]
+    assert answers[shown.id]["preferred"] == labels[0 if review.first_is_a(shown.id) else 1]
     assert "both equally good: 1 of 2 (50.0 %)" in session.summaryText()
 
     # A new session on the same answers resumes: nothing left but the broken pair.
-    resumed = hr.HeadRegistrationReview(first, second, answers_path,
+    resumed = hr.reviewPanel.HeadRegistrationReview(first, second, answers_path,
                                         loadVolume=lambda path, name: load_volume_or_raise(scene, path))
     assert resumed.showNext() is None and "gone" in resumed.problems
     with pytest.raises(HeadRegError, match="no pair is being reviewed"):
@@ -642,7 +716,179 @@ def test_review_shows_each_pair_as_a_and_b_and_saves_answers(hr, pair, review_fo
 def test_review_refuses_an_answers_file_of_another_review(hr, review_folders, tmp_path):
     first, second = review_folders
     answers_path = tmp_path / "answers.csv"
-    pairs = hr.review.find_pairs(first, second)
-    hr.review.record_answer(answers_path, {}, pairs[0], ("x", "y"), "A")
+    pairs = review.find_pairs(first, second)
+    review.record_answer(answers_path, {}, pairs[0], ("x", "y"), "A")
     with pytest.raises(HeadRegError, match="not of with-symmetry and without-symmetry"):
-        hr.HeadRegistrationReview(first, second, answers_path)
+        hr.reviewPanel.HeadRegistrationReview(first, second, answers_path)
+
+
+# ---------------------------------------------------------------- 7. the panel's rules and the Widget
+
+def test_apply_button_needs_two_different_volumes_and_no_running_registration(hr):
+    scene = slicer.vtkMRMLScene()
+    a, b = (scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name) for name in ("a", "b"))
+    assert hr.panel.applyButtonState(a, b, registering=False)[0]
+    for volumes, registering in (((a, a), False), ((a, None), False), ((None, None), False), ((a, b), True)):
+        enabled, tooltip = hr.panel.applyButtonState(*volumes, registering)
+        assert not enabled and tooltip
+    assert hr.panel.reviewMayStart(False) and not hr.panel.reviewMayStart(True)
+
+
+def test_progress_follows_the_engine_stages(hr):
+    from HeadRegistrationLib import autoregister
+
+    percents = [hr.panel.progressState(stage)[0] for stage in autoregister.STAGE_FRACTIONS]
+    assert percents == sorted(percents) and percents[0] == 0 and 90 <= percents[-1] < 100
+    assert hr.panel.progressState("refinement")[1] == "refinement (%p%)"
+    assert hr.panel.progressState("starting")[0] == 0  # before the first stage
+
+
+class Attributes(types.SimpleNamespace):
+    """A widget as the Widget uses it: properties, and connect() recorded (Qt is not here)."""
+
+    def connect(self, signal, slot):
+        self.__dict__.setdefault("slots", []).append((signal, slot))
+
+
+def widget_ui():
+    names = ("applyButton", "cancelButton", "progressBar", "resultsLabel", "reviewStartButton", "reviewAButton",
+             "reviewBButton", "reviewBothButton", "reviewProgressLabel", "reviewSummaryLabel")
+    return types.SimpleNamespace(**{name: Attributes(enabled=True, visible=True, text="", toolTip="", value=0,
+                                                     format="") for name in names})
+
+
+@pytest.fixture
+def widget(hr, monkeypatch):
+    """The module's Widget after setup, on Slicer's real slicer.util (tryWithErrorDisplay,
+    showStatusMessage), with the panel's widgets as plain attributes."""
+    errors = []
+    monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, **kwargs: errors.append(text))
+    w = hr.HeadRegistrationWidget(types.SimpleNamespace(isEntered=True))
+    w.ui, w.logic = widget_ui(), hr.HeadRegistrationLogic()
+    w.reviewPanel = hr.reviewPanel.ReviewPanel(w.ui)
+    w.reviewPanel.closed = 0
+    monkeypatch.setattr(w.reviewPanel, "close", lambda: setattr(w.reviewPanel, "closed", w.reviewPanel.closed + 1))
+    w._dependenciesChecked = True
+    w._setRunning(False)
+    w.errors = errors
+    return w
+
+
+def assert_idle(w):
+    """The buttons as before a click (two volumes selected): Auto-register on, no progress, no Cancel."""
+    assert w.ui.applyButton.enabled and not w.ui.cancelButton.visible and not w.ui.progressBar.visible
+    assert w.ui.reviewStartButton.enabled and not w._registering
+
+
+def select(w, a, b):
+    w._parameterNode = types.SimpleNamespace(volumeA=a, volumeB=b, outputTransform=None, refine=True, device="cpu",
+                                             applyTransform=True, showOverlay=False)
+    w._checkCanApply()
+
+
+def test_widget_restores_its_buttons_after_any_outcome(hr, widget, pair_files, monkeypatch):
+    """An unexpected error keeps its traceback (Slicer's tryWithErrorDisplay re-raises) and the
+    buttons still come back; a refusal is said in one line; an open review is closed first."""
+    scene = slicer.vtkMRMLScene()
+    mr, ct = (load_volume(scene, path) for path in pair_files)
+    select(widget, mr, ct)
+    assert widget.ui.applyButton.enabled
+    running = []
+
+    def fails(*args, **kwargs):
+        running.append((widget.ui.applyButton.enabled, widget.ui.cancelButton.visible,
+                        widget.ui.reviewStartButton.enabled))
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(widget.logic, "process", fails)
+    with pytest.raises(RuntimeError, match="a bug"):
+        widget.onApplyButton()
+    assert running == [(False, True, False)] and widget.reviewPanel.closed == 1
+    assert_idle(widget)
+
+    monkeypatch.setattr(widget.logic, "process",
+                        lambda *args, **kwargs: (_ for _ in ()).throw(HeadRegError("both volumes look like CT")))
+    widget.onApplyButton()
+    assert widget.ui.resultsLabel.text == "Not registered: both volumes look like CT"
+    assert widget.errors and "both volumes look like CT" in widget.errors[-1]
+    assert_idle(widget)
+
+
+@needs_autoregister
+def test_widget_cancel_stops_a_registration_within_a_second(hr, widget, pair_files):
+    """Cancel clicked while a real registration runs on its worker thread: the work stops
+    within about a second, nothing is written, the panel says so; then Auto-register works."""
+    import time
+
+    scene = slicer.vtkMRMLScene()
+    mr, ct = (load_volume(scene, path) for path in pair_files)
+    select(widget, ct, mr)
+    clicked = {}
+
+    def user():  # called where the Widget processes Qt events, every 50 ms
+        if widget._stage == "screening" and "at" not in clicked:
+            clicked["at"] = time.monotonic()
+            widget.onCancelButton()
+
+    slicer.app.onProcessEvents = user
+    try:
+        widget.onApplyButton()
+    finally:
+        slicer.app.onProcessEvents = None
+    assert "at" in clicked and time.monotonic() - clicked["at"] < 1.5
+    assert widget.ui.resultsLabel.text == hr.panel.CANCELLED_TEXT
+    assert scene.GetNumberOfNodesByClass("vtkMRMLLinearTransformNode") == 0 and ct.GetTransformNodeID() is None
+    assert_idle(widget)
+
+    widget.onApplyButton()
+    assert widget.ui.resultsLabel.text.startswith("Fixed: mr, MR")
+    assert ct.GetTransformNodeID() == widget._parameterNode.outputTransform.GetID()
+    assert_idle(widget)
+
+
+def test_review_keys_only_while_a_review_is_open(hr, monkeypatch):
+    made = []
+
+    class QShortcut(Attributes):
+        def __init__(self, keys, parent):
+            super().__init__(keys=keys, parent=parent)
+            made.append(self)
+
+        def disconnect(self, signal):
+            self.slots = []
+
+        def setParent(self, parent):
+            self.parent = parent
+
+    monkeypatch.setattr(sys.modules["qt"], "QShortcut", QShortcut, raising=False)
+    monkeypatch.setattr(sys.modules["qt"], "QKeySequence", str, raising=False)
+    panel = hr.reviewPanel.ReviewPanel(widget_ui())
+    panel.setShortcuts(True)  # the module is entered, no review: no keys
+    assert made == []
+    panel.review = types.SimpleNamespace(current=None, close=lambda scene: None)
+    panel.setShortcuts(True)
+    assert sorted(s.keys for s in made) == ["A", "B", "S"]
+    panel.close()
+    assert panel.review is None and all(s.parent is None and not s.slots for s in made)
+
+
+# ---------------------------------------------------------------- 8. Sample Data
+
+def test_phantom_is_registered_with_sample_data_and_loads(hr):
+    sample_data = sys.modules["SampleData"]
+    sample_data.sources.clear()
+    hr.registerSampleData()
+    hr.registerSampleData()  # again at a second startup: harmless
+    source = sample_data.SampleDataLogic().sourceForSampleName(hr.sampleData.SAMPLE_NAME)
+    assert list(sample_data.sources) == [hr.sampleData.SAMPLE_NAME]
+    assert Path(source.thumbnailFileName) == ROOT / "Resources" / "Icons" / "HeadRegistrationPhantom.png"
+    before = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    ct, mr = source.customDownloader(source)  # what the Sample Data button does
+    assert [ct.GetName(), mr.GetName()] == list(source.nodeNames)
+    assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == before + 2
+    pair = hr.sampleData.phantomPair()  # the same pair as `headreg demo`
+    for node, image in ((ct, pair.ct), (mr, pair.mr)):
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), sitk.GetArrayFromImage(image))
+        assert_same_geometry(hr.mrml.imageFromVolumeNode(node), image)
+    for node in (ct, mr):
+        slicer.mrmlScene.RemoveNode(node)

@@ -8,7 +8,6 @@ Widget, Logic, Test); the Slicer-side helpers lie beside it in ``HeadRegistratio
 
 import logging
 import os
-import sys
 from typing import Annotated
 
 import numpy as np
@@ -25,21 +24,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-
-def _makeLibraryImportable() -> None:
-    """``HeadRegistrationLib`` lies beside this file in a built extension (CMake copies it
-    there) and at the repository top in a source checkout: add the latter to sys.path if needed."""
-    try:
-        import HeadRegistrationLib  # noqa: F401
-    except ModuleNotFoundError as error:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        if error.name != "HeadRegistrationLib" or not os.path.isdir(os.path.join(root, "HeadRegistrationLib")):
-            raise
-        sys.path.insert(0, root)
-
-
-_makeLibraryImportable()
-
+import HeadRegistrationSlicer  # first: it makes HeadRegistrationLib importable in a source checkout
 from HeadRegistrationLib.errors import Cancelled, HeadRegError
 from HeadRegistrationSlicer import dependencies, mrml, panel, reviewPanel, sampleData
 
@@ -136,7 +121,7 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._dependenciesChecked = False
-        self._stage = ""            # the registration's current stage, for the progress bar
+        self._stage = ("", 0.0)     # the registration's current stage and fraction done, for the progress bar
         self._registering = False   # a registration is running (the review waits)
         self._cancelRequested = False
         self.reviewPanel = None
@@ -165,6 +150,10 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def cleanup(self) -> None:
         self.reviewPanel.close()
         self.removeObservers()
+
+    def onReload(self) -> None:
+        HeadRegistrationSlicer.reload()  # Slicer's Reload runs this file again, not its helpers
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -198,13 +187,14 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def setParameterNode(self, inputParameterNode) -> None:
         """Bind the GUI (widgets with a SlicerParameterName property) to ``inputParameterNode``,
-        a HeadRegistrationParameterNode or None."""
-        if self._parameterNode:
+        a HeadRegistrationParameterNode or None. Through connectParametersToGui, which returns
+        the tag that disconnectGui needs (connectGui returns None: Slicer issue #7547)."""
+        if self._parameterNode and self._parameterNodeGuiTag is not None:  # not yet undone by exit()
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = inputParameterNode
+        self._parameterNode, self._parameterNodeGuiTag = inputParameterNode, None
         if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self._parameterNodeGuiTag = self._parameterNode.connectParametersToGui(panel.parameterWidgets(self.ui))
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
             self._checkCanApply()
 
@@ -213,12 +203,12 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.enabled, self.ui.applyButton.toolTip = panel.applyButtonState(
             p.volumeA if p else None, p.volumeB if p else None, self._registering)
 
-    def _noteStage(self, stage) -> None:
-        self._stage = stage  # called on the registration's worker thread: no Qt here
+    def _noteStage(self, stage, fraction) -> None:
+        self._stage = (stage, fraction)  # called on the registration's worker thread: no Qt here
 
     def _keepAlive(self) -> None:
-        slicer.util.showStatusMessage(f"Head registration: {self._stage}")
-        self.ui.progressBar.value, self.ui.progressBar.format = panel.progressState(self._stage)
+        slicer.util.showStatusMessage(f"Head registration: {self._stage[0]}")
+        self.ui.progressBar.value, self.ui.progressBar.format = panel.progressState(*self._stage)
         slicer.app.processEvents()
 
     def onCancelButton(self) -> None:
@@ -262,7 +252,7 @@ class HeadRegistrationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Progress and Cancel while a registration runs (no second click, no review start),
         and back afterwards."""
         self._registering, self._cancelRequested = running, False
-        self._stage = "starting" if running else ""
+        self._stage = ("starting" if running else "", 0.0)
         self.ui.progressBar.value = 0
         self.ui.progressBar.visible = self.ui.cancelButton.visible = self.ui.cancelButton.enabled = running
         self.ui.reviewStartButton.enabled = panel.reviewMayStart(running)
@@ -308,7 +298,7 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
 
         With ``whileWaiting`` (the Widget passes one that shows the stage and processes Qt
         events) the registration runs on a worker thread while ``whileWaiting()`` is called
-        on this one every 50 ms, so Slicer stays alive; ``progress(stage)`` is then called on
+        on this one every 50 ms, so Slicer stays alive; ``progress(stage, fraction)`` is then called on
         the worker thread and must not touch Qt. Everything else stays on this thread.
         ``cancelled()`` (e.g. a Cancel button's flag) is asked at every stage and optimiser
         iteration: when it says True the work stops with ``Cancelled`` within about a second
@@ -374,7 +364,7 @@ class HeadRegistrationTest(ScriptedLoadableModuleTest):
         registerSampleData()
         source = SampleData.SampleDataLogic().sourceForSampleName(sampleData.SAMPLE_NAME)
         self.assertIsNotNone(source)
-        self.assertIs(source.customDownloader, sampleData.loadPhantomSample)
+        self.assertEqual(source.customDownloader.__name__, sampleData.loadPhantomSample.__name__)
         self.assertEqual(source.nodeNames, list(sampleData.NODE_NAMES))
 
     def test_TransformNodeCarriesMovingOntoFixed(self):

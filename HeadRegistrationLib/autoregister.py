@@ -34,6 +34,15 @@ STAGE_FRACTIONS = {"head masks and symmetry frames": 0.0, "loading the models": 
                    "refinement": 0.63, "quality check": 0.99}
 
 
+def overall_fraction(stage: str, done: float = 0.0) -> float:
+    """The fraction of a registration done when ``stage`` is ``done`` (0-1) through, from
+    ``STAGE_FRACTIONS`` (a stage runs up to where the next begins)."""
+    names = list(STAGE_FRACTIONS)
+    start = STAGE_FRACTIONS[stage]
+    end = STAGE_FRACTIONS[names[names.index(stage) + 1]] if stage != names[-1] else 1.0
+    return start + min(max(done, 0.0), 1.0) * (end - start)
+
+
 @dataclass
 class AutoRegistration:
     matrix: np.ndarray                       # fixed -> moving, LPS mm
@@ -141,7 +150,7 @@ def check_head(image: sitk.Image, head: sitk.Image, name: str) -> None:
 
 
 def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = True, device: str = "auto",
-                     model_folder=None, progress: Callable[[str], None] | None = None,
+                     model_folder=None, progress: Callable[[str, float], None] | None = None,
                      models=None, effort: str = "fast",
                      names=("the first volume", "the second volume"),
                      cancelled: Callable[[], bool] | None = None) -> AutoRegistration:
@@ -151,8 +160,9 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
     ``models`` (from ``load_models``) saves loading them again for each pair of a batch;
     ``effort`` is the search's (``search.EFFORT``); ``names`` name the inputs in messages
     (e.g. their paths). ``cancelled`` is asked at every stage and optimiser iteration; when
-    it says True the work stops with ``errors.Cancelled`` within a fraction of a second
-    (``progress`` gets each stage's name, ``STAGE_FRACTIONS`` its share of the work).
+    it says True the work stops with ``errors.Cancelled`` within a fraction of a second.
+    ``progress(stage, fraction)`` gets each stage's name as it begins and again as its
+    optimiser iterates, with the fraction of the whole registration done (``overall_fraction``).
     """
     where = torch_device(device)
 
@@ -160,10 +170,10 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
         if cancelled is not None and cancelled():
             raise Cancelled()
 
-    def report(stage):
+    def report(stage, done=0.0):
         check()
         if progress is not None:
-            progress(stage)
+            progress(stage, overall_fraction(stage, done))
     seconds, warnings = {}, []
     clock = time.perf_counter()
 

@@ -237,8 +237,8 @@ def _steps(parameters: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
 
 
 def optimise(level: Level, starts, center, iterations: int, first_step_mm: float, last_step_mm: float,
-             patience: int | None = None, check: Callable[[], None] | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             patience: int | None = None, check: Callable[[], None] | None = None,
+             progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Optimise every start at once: Adam (Kingma and Ba 2015, its usual moments 0.9 and
     0.999) on each pose's six parameters about ``center``. The step shrinks geometrically
     from ``first_step_mm`` to ``last_step_mm`` over ``iterations``; with ``patience``, each
@@ -246,7 +246,8 @@ def optimise(level: Level, starts, center, iterations: int, first_step_mm: float
     metric by less than ``PROGRESS`` (relative), until it is below ``last_step_mm`` (at most
     ``iterations``): a long shallow valley is followed to its end, a converged pose stops.
     Returns the best pose each met, its metric and overlap: never worse than its start.
-    ``check`` is called at every iteration (it raises to stop the work, e.g. on Cancel)."""
+    ``check`` is called at every iteration (it raises to stop the work, e.g. on Cancel),
+    ``progress`` with the fraction of the iterations done."""
     starts = np.asarray(starts, dtype=float)
     count, device = len(starts), level.device
     start_tensor = torch.as_tensor(starts, dtype=torch.float32, device=device)
@@ -263,6 +264,8 @@ def optimise(level: Level, starts, center, iterations: int, first_step_mm: float
     for iteration in range(iterations + 1):
         if check is not None:
             check()
+        if progress is not None:
+            progress(iteration / (iterations + 1))
         parameters.requires_grad_(True)
         value, overlap = level.metric(start_tensor @ _steps(parameters, center_tensor))
         with torch.no_grad():
@@ -271,9 +274,9 @@ def optimise(level: Level, starts, center, iterations: int, first_step_mm: float
             best_overlap = torch.where(better, overlap, best_overlap)
             best_parameters = torch.where(better[:, None], parameters, best_parameters)
             if patience:
-                progress = best_value < progress_value - PROGRESS * best_value.abs()
-                progress_value = torch.where(progress, best_value, progress_value)
-                waited = torch.where(progress, torch.zeros_like(waited), waited + 1)
+                improved = best_value < progress_value - PROGRESS * best_value.abs()
+                progress_value = torch.where(improved, best_value, progress_value)
+                waited = torch.where(improved, torch.zeros_like(waited), waited + 1)
                 tired = waited >= patience
                 step = torch.where(tired[:, None], step / 2, step)
                 waited = torch.where(tired, torch.zeros_like(waited), waited)
@@ -428,7 +431,7 @@ def refinement_images(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Im
 def search(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image, moving_mask: sitk.Image,
            fixed_frame: symmetry.SymmetryFrame, moving_frame: symmetry.SymmetryFrame, device="cpu",
            correct: Callable[[np.ndarray], np.ndarray] | None = None, effort: str = "fast", refine: bool = True,
-           progress: Callable[[str], None] | None = None, full_images: tuple | None = None,
+           progress: Callable[[str, float], None] | None = None, full_images: tuple | None = None,
            start_kinds=START_KINDS, check: Callable[[], None] | None = None) -> SearchResult:
     """The fixed -> moving rigid transform of two head volumes (module docstring).
 
@@ -436,16 +439,19 @@ def search(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image, moving
     best-ranked starts; ``full_images`` (fixed, moving) are those the refinement works on
     (default: ``refinement_images``); ``start_kinds`` limits the starts (e.g. the
     paper's symmetry frames alone, or the header alone); ``check`` is called at every stage
-    and optimiser iteration, and raises to stop the work (autoregister's Cancel).
+    and optimiser iteration, and raises to stop the work (autoregister's Cancel);
+    ``progress(stage, done)`` gets each stage's name with 0 as it begins, and the fraction
+    of its iterations done as its optimiser runs.
     """
     if effort not in EFFORT:
         raise HeadRegError(f"unknown effort {effort!r}: choose one of {', '.join(EFFORT)}")
     settings = EFFORT[effort]
     check = check or (lambda: None)
 
-    def report(stage):
+    def report(stage, done=0.0):
         check()
-        (progress or (lambda name: None))(stage)
+        if progress is not None:
+            progress(stage, done)
     seconds = {}
     clock = [time.perf_counter()]
 
@@ -489,7 +495,8 @@ def search(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image, moving
 
     report("screening")
     screened = distinct(starts, points, settings["screened"])
-    _optimise(coarse, screened, center, "screened", settings["screen_iterations"], 4.0, 0.25, check=check)
+    _optimise(coarse, screened, center, "screened", settings["screen_iterations"], 4.0, 0.25, check=check,
+              progress=lambda done: report("screening", done))
     screened = distinct(sorted(screened, key=lambda c: c.metric["screened"]), points)
     winner = screened[0]
     mirrors = [Candidate("mirror", m) for m in mirror_alternatives(winner.matrix, fixed_frame)]
@@ -498,7 +505,8 @@ def search(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image, moving
 
     report("fine search")
     fine = Level(fixed, moving, fixed_mask, moving_mask, FINE_MM, 4 * settings["ranking_points"], 32, device)
-    _optimise(fine, survivors, center, "fine", settings["fine_iterations"], FINE_MM, 0.1, check=check)
+    _optimise(fine, survivors, center, "fine", settings["fine_iterations"], FINE_MM, 0.1, check=check,
+              progress=lambda done: report("fine search", done))
     survivors = distinct(sorted(survivors, key=lambda c: c.metric["fine"]), points)
     lap("fine search")
 
@@ -511,7 +519,7 @@ def search(fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image, moving
         finalists = [c for c in survivors[:settings["refined"]] if c.metric["fine"] - chosen.metric["fine"] <= margin]
         _score(full, finalists, "start of refinement")
         _optimise(full, finalists, center, "refined", settings["refine_iterations"], 1.0, 0.02, REFINE_PATIENCE,
-                  check=check)
+                  check=check, progress=lambda done: report("refinement", done))
         chosen = min(finalists, key=lambda c: c.metric["refined"])
         lap("refinement")
     # The runner-up: the best other solution at the fine stage, against the result seen there.
@@ -529,9 +537,10 @@ def _score(level: Level, candidates: list[Candidate], stage: str) -> None:
 
 
 def _optimise(level: Level, candidates: list[Candidate], center, stage: str, iterations: int,
-              first_step_mm: float, last_step_mm: float, patience: int | None = None, check=None) -> None:
+              first_step_mm: float, last_step_mm: float, patience: int | None = None, check=None,
+              progress=None) -> None:
     matrices, values, overlaps = optimise(level, [c.matrix for c in candidates], center, iterations,
-                                          first_step_mm, last_step_mm, patience, check)
+                                          first_step_mm, last_step_mm, patience, check, progress)
     for candidate, matrix, value, overlap in zip(candidates, matrices, values, overlaps):
         candidate.matrix, candidate.metric[stage], candidate.overlap[stage] = matrix, value, overlap
         candidate.poses[stage] = matrix

@@ -165,7 +165,16 @@ def test_cancel_stops_inside_an_optimisation_within_a_second(pair_files):
                 stopped_at.append(__import__("time").perf_counter())
                 return True
         return False
+    fractions = []
+
+    def progress(stage, fraction):
+        stages.append(stage)
+        fractions.append(fraction)
     with pytest.raises(Cancelled, match="cancelled"):
-        autoregister.register_volumes(*images, progress=stages.append, cancelled=cancelled)
+        autoregister.register_volumes(*images, progress=progress, cancelled=cancelled)
     assert __import__("time").perf_counter() - stopped_at[0] < 1.0
     assert stages[-1] == "refinement" and set(stages) <= set(autoregister.STAGE_FRACTIONS)
+    # The fraction done never goes back, and moves inside the optimisations (not only between stages).
+    assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] < 1.0
+    screening = [f for s, f in zip(stages, fractions) if s == "screening"]
+    assert len(set(screening)) > 10 and screening[-1] < autoregister.STAGE_FRACTIONS["fine search"]

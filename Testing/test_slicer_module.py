@@ -124,7 +124,7 @@ SAMPLE_DATA_KEYWORDS = {"category", "sampleName", "uris", "fileNames", "nodeName
 
 def sample_data_shim():
     """Slicer's Sample Data registry: registerCustomSampleDataSource (keywords checked, lists of
-    equal length as SampleDataSource demands) and sourceForSampleName."""
+    equal length as SampleDataSource demands), sampleDataSourcesByCategory, sourceForSampleName."""
     module = types.ModuleType("SampleData")
     sources = {}
 
@@ -135,6 +135,10 @@ def sample_data_shim():
             lists = [kwargs[k] for k in ("uris", "fileNames", "nodeNames", "loadFileType")]
             assert all(isinstance(v, list) and len(v) == len(lists[0]) for v in lists)
             sources.setdefault(kwargs["sampleName"], types.SimpleNamespace(**kwargs))
+
+        @staticmethod
+        def sampleDataSourcesByCategory(category=None):
+            return [source for source in sources.values() if category in (None, source.category)]
 
         def sourceForSampleName(self, sampleName):
             return sources.get(sampleName)
@@ -500,6 +504,19 @@ def test_dependencies_are_only_installed_on_request(hr, monkeypatch):
     result = None  # the user declined
     with pytest.raises(HeadRegError, match="PyTorch is needed"):
         logic.installDependencies()
+
+    class InstallationAbortedError(Exception):
+        pass
+
+    def declined(requirement):
+        raise InstallationAbortedError()
+
+    monkeypatch.setattr(slicer, "packaging", types.SimpleNamespace(InstallationAbortedError=InstallationAbortedError),
+                        raising=False)
+    monkeypatch.setattr(slicer.util, "pip_install", declined)
+    with pytest.raises(HeadRegError, match="headreg-no-such-package>=1 is needed"):
+        logic.pipInstall("headreg-no-such-package>=1")
+    monkeypatch.setattr(slicer.util, "pip_install", installed.append)
     monkeypatch.setitem(sys.modules, "PyTorchUtils", None)  # the extension is absent
     installed.clear()
     logic.installDependencies()
@@ -545,7 +562,8 @@ def test_process_registers_the_phantom(hr, pair, pair_files):
     voxels = [slicer.util.arrayFromVolume(v).copy() for v in (mr, ct)]
     stages, waits = [], []
     output = hr.HeadRegistrationLogic().process(ct, mr, None, showOverlay=True,  # CT first
-                                                progress=stages.append, whileWaiting=lambda: waits.append(1))
+                                                progress=lambda stage, fraction: stages.append(stage),
+                                                whileWaiting=lambda: waits.append(1))
     assert len(waits) > 10 and "refinement" in stages  # the registration ran on a worker thread
     assert output.registration.fixed_index == 1
     assert output.fixedVolume.GetID() == mr.GetID() and output.movingVolume.GetID() == ct.GetID()
@@ -734,13 +752,9 @@ def test_apply_button_needs_two_different_volumes_and_no_running_registration(hr
     assert hr.panel.reviewMayStart(False) and not hr.panel.reviewMayStart(True)
 
 
-def test_progress_follows_the_engine_stages(hr):
-    from HeadRegistrationLib import autoregister
-
-    percents = [hr.panel.progressState(stage)[0] for stage in autoregister.STAGE_FRACTIONS]
-    assert percents == sorted(percents) and percents[0] == 0 and 90 <= percents[-1] < 100
-    assert hr.panel.progressState("refinement")[1] == "refinement (%p%)"
-    assert hr.panel.progressState("starting")[0] == 0  # before the first stage
+def test_progress_bar_shows_the_stage_and_the_fraction(hr):
+    assert hr.panel.progressState("refinement", 0.714) == (71, "refinement (%p%)")
+    assert hr.panel.progressState("starting", 0.0) == (0, "starting (%p%)")
 
 
 class Attributes(types.SimpleNamespace):
@@ -826,7 +840,7 @@ def test_widget_cancel_stops_a_registration_within_a_second(hr, widget, pair_fil
     clicked = {}
 
     def user():  # called where the Widget processes Qt events, every 50 ms
-        if widget._stage == "screening" and "at" not in clicked:
+        if widget._stage[0] == "screening" and "at" not in clicked:
             clicked["at"] = time.monotonic()
             widget.onCancelButton()
 
@@ -863,13 +877,47 @@ def test_review_keys_only_while_a_review_is_open(hr, monkeypatch):
     monkeypatch.setattr(sys.modules["qt"], "QShortcut", QShortcut, raising=False)
     monkeypatch.setattr(sys.modules["qt"], "QKeySequence", str, raising=False)
     panel = hr.reviewPanel.ReviewPanel(widget_ui())
+    panel.review = types.SimpleNamespace(current=None, close=lambda scene: None)
+    panel.setShortcuts(True)  # no main window (as in ctest): no keys
+    assert made == []
+    monkeypatch.setattr(slicer.util, "mainWindow", lambda: "main window")
+    panel.review = None
     panel.setShortcuts(True)  # the module is entered, no review: no keys
     assert made == []
     panel.review = types.SimpleNamespace(current=None, close=lambda scene: None)
     panel.setShortcuts(True)
-    assert sorted(s.keys for s in made) == ["A", "B", "S"]
+    assert sorted(s.keys for s in made) == ["A", "B", "S"] and {s.parent for s in made} == {"main window"}
     panel.close()
     assert panel.review is None and all(s.parent is None and not s.slots for s in made)
+
+
+def test_review_panel_is_put_right_after_an_unexpected_error(hr, monkeypatch):
+    """Slicer's tryWithErrorDisplay re-raises after its dialog: the panel still ends the review."""
+    panel = hr.reviewPanel.ReviewPanel(widget_ui())
+    closed = []
+
+    def broken():
+        raise RuntimeError("a bug")
+
+    panel.review = types.SimpleNamespace(current=None, showNext=broken, progressText=lambda: "",
+                                         summaryText=lambda: "", close=closed.append)
+    monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, **kwargs: None)
+    with pytest.raises(RuntimeError, match="a bug"):
+        panel._showNext()
+    assert panel.review is None and closed == [slicer.mrmlScene]
+    assert not any(getattr(panel.ui, button).enabled for button in hr.reviewPanel.REVIEW_BUTTONS)
+
+
+def test_parameter_widgets_and_reload(hr):
+    """The parameter node is bound through connectParametersToGui with the widgets that carry
+    SlicerParameterName (connectGui's tag is None in Slicer, issue #7547); Reload reloads the helpers."""
+    ui = types.SimpleNamespace(refineCheckBox=Attributes(), applyButton=Attributes())
+    ui.refineCheckBox.property = {"SlicerParameterName": "refine"}.get
+    ui.applyButton.property = {}.get
+    assert hr.panel.parameterWidgets(ui) == {"refine": ui.refineCheckBox}
+    before = sys.modules["HeadRegistrationSlicer.panel"].applyButtonState
+    sys.modules["HeadRegistrationSlicer"].reload()
+    assert sys.modules["HeadRegistrationSlicer.panel"].applyButtonState is not before
 
 
 # ---------------------------------------------------------------- 8. Sample Data

@@ -28,15 +28,25 @@ def installDependencies() -> list:
         if requirement.startswith("torch"):
             installTorch(requirement)
         else:
-            slicer.util.pip_install(requirement)
+            pipInstall(requirement)
     return missing
+
+
+def pipInstall(requirement: str) -> None:
+    """``slicer.util.pip_install``; declined in its confirmation dialog (current Slicer raises
+    ``slicer.packaging.InstallationAbortedError``), a ``HeadRegError`` that says what is missing."""
+    declined = getattr(getattr(slicer, "packaging", None), "InstallationAbortedError", ())
+    try:
+        slicer.util.pip_install(requirement)
+    except declined as error:
+        raise HeadRegError(f"{requirement} is needed for registration and was not installed") from error
 
 
 def installTorch(requirement: str) -> None:
     try:
         import PyTorchUtils
     except ImportError:
-        slicer.util.pip_install(requirement)
+        pipInstall(requirement)
         return
     versionRequirement = requirement[len("torch"):] or None
     if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True,

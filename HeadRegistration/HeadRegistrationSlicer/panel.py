@@ -18,6 +18,13 @@ class HeadRegistrationOutput:
     outputTransform: object     # the linear transform node written
 
 
+def parameterWidgets(ui) -> dict:
+    """{parameter name: widget} of the panel's widgets that carry a SlicerParameterName
+    property (the mapping parameterNodeWrapper's connectParametersToGui takes)."""
+    return {widget.property("SlicerParameterName"): widget for widget in vars(ui).values()
+            if widget.property("SlicerParameterName")}
+
+
 def applyButtonState(volumeA, volumeB, registering: bool) -> tuple:
     """(enabled, tooltip) of Auto-register: two different volumes, and no registration running."""
     if registering:
@@ -33,12 +40,10 @@ def reviewMayStart(registering: bool) -> bool:
     return not registering
 
 
-def progressState(stage: str) -> tuple:
-    """(percent, format) of the progress bar for the registration's current stage, from the
-    engine's stage weights (``autoregister.STAGE_FRACTIONS``)."""
-    from HeadRegistrationLib import autoregister  # on first use, not when Slicer loads the module
-
-    return round(100 * autoregister.STAGE_FRACTIONS.get(stage, 0.0)), f"{stage} (%p%)"
+def progressState(stage: str, fraction: float) -> tuple:
+    """(percent, format) of the progress bar: the registration's current stage and the
+    fraction of the work done, as the engine reports them (``progress(stage, fraction)``)."""
+    return round(100 * fraction), f"{stage} (%p%)"
 
 
 def outcomeText(output: HeadRegistrationOutput) -> str:

@@ -212,11 +212,13 @@ class ReviewPanel:
             self._showNext()
 
     def _showNext(self) -> None:
-        with slicer.util.tryWithErrorDisplay("The next pair could not be shown.", waitCursor=True):
-            self.review.showNext()
-        self._showState()
-        if self.review.current is None:
-            self.close()
+        try:
+            with slicer.util.tryWithErrorDisplay("The next pair could not be shown.", waitCursor=True):
+                self.review.showNext()
+        finally:  # tryWithErrorDisplay re-raises a bug after its dialog: the panel is still put right
+            self._showState()
+            if self.review.current is None:
+                self.close()
 
     def _showState(self) -> None:
         reviewing = self.review is not None and self.review.current is not None
@@ -241,8 +243,9 @@ class ReviewPanel:
             shortcut.disconnect("activated()")
             shortcut.setParent(None)
         self._shortcuts = []
-        if on and self.review is not None:
+        window = slicer.util.mainWindow()
+        if on and self.review is not None and window is not None:
             for key, choice in REVIEW_KEYS.items():
-                shortcut = qt.QShortcut(qt.QKeySequence(key), slicer.util.mainWindow())
+                shortcut = qt.QShortcut(qt.QKeySequence(key), window)
                 shortcut.connect("activated()", lambda c=choice: self.answer(c))
                 self._shortcuts.append(shortcut)

@@ -1,7 +1,9 @@
 """The embedded head phantom in Slicer's Sample Data module: one click gives a CT and an MR
 of the same procedural head, misaligned by a known rigid motion (the pair of ``headreg
 demo``). Nothing is downloaded: the phantom is made on the spot (about 3 s), so the source's
-``customDownloader`` makes it and the URIs only name the two volumes."""
+``customDownloader`` makes it and the URIs only name the two volumes. Sample Data runs the
+``customDownloader`` from its button only (``SampleData.downloadSample`` would try the URIs):
+from Python, call ``loadPhantomSample()``."""
 
 import os
 
@@ -38,10 +40,13 @@ def loadPhantomSample(source=None) -> list:
 
 
 def registerSampleData(thumbnailPath: str) -> None:
-    """Add the phantom to the Sample Data module (called once Slicer has started; again is
-    harmless: Sample Data skips a source it has)."""
+    """Add the phantom to the Sample Data module, once (called when Slicer has started; after
+    a Reload the source registered first stays)."""
     import SampleData
 
+    registered = SampleData.SampleDataLogic.sampleDataSourcesByCategory(CATEGORY)
+    if any(source.sampleName == SAMPLE_NAME for source in registered):
+        return
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
         category=CATEGORY, sampleName=SAMPLE_NAME,
         uris=[f"headregistration-phantom:{name}" for name in NODE_NAMES],

@@ -25,7 +25,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 import HeadRegistrationSlicer  # first: it makes HeadRegistrationLib importable in a source checkout
-from HeadRegistrationLib.errors import Cancelled, HeadRegError
+from HeadRegistrationLib.core.errors import Cancelled, HeadRegError
 from HeadRegistrationSlicer import dependencies, mrml, panel, reviewPanel, sampleData
 
 logger = logging.getLogger(__name__)
@@ -306,7 +306,7 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
         """
         mrml.checkVolumes(volumeA, volumeB)
         # Imported on first use, never when Slicer loads the module.
-        from HeadRegistrationLib import autoregister
+        from HeadRegistrationLib.register import autoregister
 
         imageA, imageB = mrml.imageFromVolumeNode(volumeA), mrml.imageFromVolumeNode(volumeB)
         result = panel.runWhileWaiting(whileWaiting, autoregister.register_volumes, imageA, imageB,
@@ -325,7 +325,7 @@ class HeadRegistrationLogic(ScriptedLoadableModuleLogic):
 # HeadRegistrationTest
 #
 
-WHITE_MATTER = 8  # HeadRegistrationLib.phantom.LABEL["white_matter"]
+WHITE_MATTER = 8  # HeadRegistrationLib.data.phantom.LABEL["white_matter"]
 
 
 class HeadRegistrationTest(ScriptedLoadableModuleTest):
@@ -411,7 +411,8 @@ class HeadRegistrationTest(ScriptedLoadableModuleTest):
 
         import SimpleITK as sitk
 
-        from HeadRegistrationLib import review, transform_io
+        from HeadRegistrationLib.core import transform_io
+        from HeadRegistrationLib.evaluate import review
 
         self.delayDisplay("Reviewing the phantom's truth against the identity")
         pair = sampleData.phantomPair()

@@ -17,5 +17,5 @@ def shared_file(relative: str) -> Path:
 
 @pytest.fixture(scope="session")
 def phantom_pair():
-    from HeadRegistrationLib import phantom
+    from HeadRegistrationLib.data import phantom
     return phantom.make_phantom_pair(seed=3, rotation_deg=12.0, translation_mm=8.0)

@@ -4,9 +4,9 @@ the behaviour expected of MATLAB's trainbr, on small synthetic problems."""
 import numpy as np
 import pytest
 
-from HeadRegistrationLib import ann
-from HeadRegistrationLib.ann import BayesianANN
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.register import ann
+from HeadRegistrationLib.register.ann import BayesianANN
+from HeadRegistrationLib.core.errors import HeadRegError
 
 
 def r2(prediction, truth):

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import cli, phantom
+from HeadRegistrationLib import cli
+from HeadRegistrationLib.data import phantom
 
 pytest.importorskip("torch")
 
@@ -195,7 +196,7 @@ def test_modality_of_several_files_names_the_bad_one_and_goes_on(files, capsys):
 def test_an_outputs_failure_leaves_none_of_the_others(files, tmp_path, monkeypatch, capsys):
     """The outputs of one command appear all or none: a failing QA picture takes the
     transform and the report with it."""
-    from HeadRegistrationLib import qa
+    from HeadRegistrationLib.core import qa
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

@@ -9,8 +9,9 @@ import SimpleITK as sitk
 import torch
 from conftest import shared_file
 
-from HeadRegistrationLib import classifier, cli, network
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib import cli
+from HeadRegistrationLib.register import classifier, network
+from HeadRegistrationLib.core.errors import HeadRegError
 
 SHARED = {"rire_training_001/training_001_mr_T1.mha": "MR", "seg3d_epilepsy/MR.nii.gz": "MR",
           "templates/MNI152_T1_2mm.nii.gz": "MR", "templates/scct.nii.gz": "CT", "templates/ch2.nii.gz": "MR",
@@ -56,7 +57,7 @@ def test_every_shared_volume_is_labelled_right(model, relative, truth):
 
 
 def test_the_rules_read_the_hounsfield_scale_in_any_offset_and_the_spread_of_mr_tissue(phantom_pair):
-    from HeadRegistrationLib import modality
+    from HeadRegistrationLib.register import modality
     stored = phantom_pair.ct + 1024   # as many CTs are stored: no negative values
     evidence = modality.rule_based_modality(sitk.Cast(stored, sitk.sitkInt16))
     assert evidence.modality == "CT" and evidence.confidence >= 0.95 and "offset" in evidence.reason

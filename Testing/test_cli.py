@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import geometry, phantom
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.data import phantom
 from HeadRegistrationLib.cli import main
 
 SMALL = ["--ct-size", "160", "160", "40", "--ct-spacing", "1.6", "1.6", "3",

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import cli, geometry, symmetry, transform_io
+from HeadRegistrationLib import cli
+from HeadRegistrationLib.core import geometry, transform_io
+from HeadRegistrationLib.register import symmetry
 from HeadRegistrationLib.cli import main
 
 # Small grids that cover the whole head: fast, and symmetry alignment has the whole head.

@@ -8,8 +8,11 @@ import pytest
 import SimpleITK as sitk
 from conftest import SHARED_DATA
 
-from HeadRegistrationLib import augmentation, cli, dataset, geometry, registration, transform_io
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib import cli
+from HeadRegistrationLib.core import geometry, resources, transform_io
+from HeadRegistrationLib.data import augmentation, dataset
+from HeadRegistrationLib.register import registration
+from HeadRegistrationLib.core.errors import HeadRegError
 
 SMALL = {"copies": 2, "seed": 0, "grid_size": [48, 48, 48], "grid_spacing_mm": 5.0, "max_angle_deg": 15.0,
          "max_shift_mm": 5.0, "center_jitter_mm": 5.0}
@@ -170,7 +173,7 @@ def test_dataset_command_keeps_the_splits_of_another_set(tmp_path, capsys):
     after = json.loads((tmp_path / "big" / "manifest.json").read_text())["subjects"]
     assert {s: after[s]["split"] for s in before} == {s: v["split"] for s, v in before.items()}
     assert all(after[f"phantom-{k}"]["split"] == "train" for k in range(3, 6))
-    card = Path(cli.__file__).resolve().parent / "models" / "registration.json"
+    card = resources.models_folder() / "registration.json"
     assert cli.main(["dataset", "build", "--out", str(tmp_path / "as-shipped"), "--phantoms", "7",
                      "--splits-from", str(card), *tiny]) == 0     # the held-out subjects of the shipped model
     shipped = json.loads((tmp_path / "as-shipped" / "manifest.json").read_text())["subjects"]

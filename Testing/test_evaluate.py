@@ -6,7 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from HeadRegistrationLib import cli, evaluation, geometry, phantom, symmetry, transform_io
+from HeadRegistrationLib import cli
+from HeadRegistrationLib.core import geometry, transform_io
+from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.evaluate import metrics
+from HeadRegistrationLib.register import symmetry
 
 
 @pytest.fixture(scope="module")
@@ -15,14 +19,14 @@ def pair():
 
 
 def test_the_paper_metrics_are_one_at_the_truth_and_drop_off_it(pair):
-    perfect = evaluation.paper_metrics(pair.mr, pair.ct, pair.truth, pair.truth)
+    perfect = metrics.paper_metrics(pair.mr, pair.ct, pair.truth, pair.truth)
     assert all(value == pytest.approx(1.0) for value in perfect.values()), perfect
     shifted = pair.truth @ geometry.translation_matrix((10.0, 0.0, 0.0))
-    off = evaluation.paper_metrics(pair.mr, pair.ct, pair.truth, shifted)
+    off = metrics.paper_metrics(pair.mr, pair.ct, pair.truth, shifted)
     assert 0.5 < off["dsc"] < 0.99 and off["jsc"] < off["dsc"] and off["ssim"] < 0.99
     assert off["cms"] == pytest.approx(off["dsc"])   # CMS is DSC by its definition
     head = symmetry.head_mask(pair.mr)
-    measured = evaluation.errors(head, pair.truth, shifted, pair.rotation_center)
+    measured = metrics.errors(head, pair.truth, shifted, pair.rotation_center)
     assert measured["tre_mean_mm"] == pytest.approx(10.0) and measured["rotation_error_deg"] == pytest.approx(0.0)
 
 
@@ -30,7 +34,7 @@ def test_cases_fall_in_their_initial_rotation_bin():
     center = (0.0, 0.0, 0.0)
     for angle, expected in ((5, "0-15"), (15, "0-15"), (30, "15-45"), (60, "45-90"), (179, "90-180")):
         truth = geometry.rigid_matrix(geometry.rotation_about_axis((0, 0, 1), angle), (3, 0, 0), center)
-        assert evaluation.rotation_bin(truth) == expected
+        assert metrics.rotation_bin(truth) == expected
 
 
 def test_evaluate_writes_tables_records_failures_and_resumes(tmp_path, capsys, monkeypatch):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import geometry
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.core.errors import HeadRegError
 
 RNG = np.random.default_rng(7)
 CENTER = np.array([12.0, -30.0, 55.0])

@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import geometry, groundtruth, phantom, registration, search, symmetry
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.groundtruth import reference
+from HeadRegistrationLib.register import registration, search, symmetry
+from HeadRegistrationLib.core.errors import HeadRegError
 
 # Small grids that cover the whole head, so the tests stay fast.
 WHOLE_HEAD_SMALL = {"ct_grid": {"size": (128, 128, 60), "spacing": (2.0, 2.0, 4.0)},
@@ -109,7 +112,7 @@ def test_unknown_preset_is_refused(phantom_pair):
 
 
 def test_ground_truth_with_symmetry_recovers_a_large_turn(turned_pair):
-    truth = groundtruth.ground_truth(turned_pair.mr, turned_pair.ct, "accurate", use_symmetry=True)
+    truth = reference.ground_truth(turned_pair.mr, turned_pair.ct, "accurate", use_symmetry=True)
     mask = symmetry.head_mask(turned_pair.mr)
     assert geometry.mean_displacement_in_mask(truth.matrix, turned_pair.truth, mask) < 1.0
     # The record holds the frames and the registration between them, and they compose to the result.
@@ -121,7 +124,7 @@ def test_ground_truth_with_symmetry_recovers_a_large_turn(turned_pair):
 
 
 def test_the_papers_optimiser_without_symmetry_is_lost_at_a_large_turn(turned_pair):
-    truth = groundtruth.ground_truth(turned_pair.mr, turned_pair.ct, "paper", use_symmetry=False)
+    truth = reference.ground_truth(turned_pair.mr, turned_pair.ct, "paper", use_symmetry=False)
     mask = symmetry.head_mask(turned_pair.mr)
     assert geometry.mean_displacement_in_mask(truth.matrix, turned_pair.truth, mask) > 10
     assert truth.fixed_frame is None and not truth.candidates
@@ -131,8 +134,8 @@ def test_two_scans_of_one_modality_are_registered_with_a_warning():
     """Two MRs (here of two different heads: nothing in the images can prove otherwise)
     are registered as asked, but the record says that the same head is not checked."""
     from conftest import shared_file
-    from HeadRegistrationLib import volume_io
+    from HeadRegistrationLib.core import volume_io
     first = volume_io.read_volume(shared_file("seg3d_epilepsy/MR.nii.gz"))
     second = volume_io.read_volume(shared_file("templates/ch2.nii.gz"))
-    truth = groundtruth.ground_truth(first, second)
+    truth = reference.ground_truth(first, second)
     assert any("both volumes look like MR" in w and "same head" in w for w in truth.warnings), truth.warnings

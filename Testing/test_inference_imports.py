@@ -24,7 +24,8 @@ class Blocker(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, Blocker())
-from HeadRegistrationLib import autoregister, volume_io
+from HeadRegistrationLib.core import volume_io
+from HeadRegistrationLib.register import autoregister
 
 folder = sys.argv[1]
 result = autoregister.register_volumes(volume_io.read_volume(folder + "/ct.nii.gz"),
@@ -37,7 +38,8 @@ print(json.dumps({"learned": result.learned, "classifier": [d["learned_ct_probab
 
 
 def test_registration_with_tqdm_sklearn_matplotlib_blocked_uses_the_learned_models(tmp_path):
-    from HeadRegistrationLib import cli, phantom
+    from HeadRegistrationLib import cli
+    from HeadRegistrationLib.data import phantom
     cli.write_phantom(tmp_path, 1, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
     run = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
                          timeout=600)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import geometry, phantom
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.core.errors import HeadRegError
 
 
 @pytest.fixture(scope="module")

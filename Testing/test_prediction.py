@@ -7,9 +7,11 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from HeadRegistrationLib import dataset, geometry, network, phantom, prediction, symmetry
-from HeadRegistrationLib.ann import BayesianANN
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.data import dataset, phantom
+from HeadRegistrationLib.register import network, prediction, symmetry
+from HeadRegistrationLib.register.ann import BayesianANN
+from HeadRegistrationLib.core.errors import HeadRegError
 
 GRID = {"grid_size": [32, 32, 32], "grid_spacing_mm": 8.0, "pool": 2}
 

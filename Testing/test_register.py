@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import autoregister, cli, geometry, phantom, preprocessing, symmetry, transform_io
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib import cli
+from HeadRegistrationLib.core import geometry, transform_io
+from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.register import autoregister, preprocessing, symmetry
+from HeadRegistrationLib.core.errors import HeadRegError
 
 pytest.importorskip("torch")
 
@@ -129,7 +132,7 @@ def test_roles_go_to_the_order_with_the_higher_odds_and_are_refused_when_too_clo
 
 
 def test_quality_flags_a_poor_overlap_and_a_close_runner_up(pair_files):
-    from HeadRegistrationLib import quality, search
+    from HeadRegistrationLib.register import quality, search
     mr = sitk.ReadImage(str(pair_files / "mr.nii.gz"))
     head = symmetry.head_mask(mr, 4.0)
     assert quality.head_dice(head, head, np.eye(4)) == pytest.approx(1.0)
@@ -153,8 +156,8 @@ def test_quality_flags_a_poor_overlap_and_a_close_runner_up(pair_files):
 def test_cancel_stops_inside_an_optimisation_within_a_second(pair_files):
     """The Cancel hook is asked at every stage and optimiser iteration: asked to stop in
     the middle of the refinement, the work ends at once with Cancelled."""
-    from HeadRegistrationLib.errors import Cancelled
-    from HeadRegistrationLib.volume_io import read_volume
+    from HeadRegistrationLib.core.errors import Cancelled
+    from HeadRegistrationLib.core.volume_io import read_volume
     images = [read_volume(pair_files / name) for name in ("ct.nii.gz", "mr.nii.gz")]
     stages, asked, stopped_at = [], [0], []
 

@@ -1,12 +1,13 @@
-"""The blind A/B review's bookkeeping (HeadRegistrationLib.review): pairs, allocation, answers."""
+"""The blind A/B review's bookkeeping (HeadRegistrationLib.evaluate.review): pairs, allocation, answers."""
 
 import json
 
 import numpy as np
 import pytest
 
-from HeadRegistrationLib import geometry, review, transform_io
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import geometry, transform_io
+from HeadRegistrationLib.evaluate import review
+from HeadRegistrationLib.core.errors import HeadRegError
 
 
 def make_folders(tmp_path, ids=("p1", "p2", "p3")):

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from HeadRegistrationLib import geometry, rire
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.evaluate import rire
+from HeadRegistrationLib.core.errors import HeadRegError
 
 from conftest import shared_file
 

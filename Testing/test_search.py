@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import geometry, phantom, search, symmetry
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.register import search, symmetry
 
 # Grids that cover the whole head and the neck, coarse so that the tests stay fast.
 WHOLE_HEAD_SMALL = {"ct_grid": {"size": (128, 128, 60), "spacing": (2.0, 2.0, 4.0)},
@@ -130,7 +132,7 @@ def test_the_masks_put_a_head_only_ct_on_the_head_of_a_head_and_shoulders_mr():
     """A real head-and-neck CT (down to the chest) against itself cut to the head: only
     the view terms of the mask agreement keep the head off the shoulders."""
     from conftest import shared_file
-    from HeadRegistrationLib import synthesis
+    from HeadRegistrationLib.data import synthesis
     ct = sitk.ReadImage(str(shared_file("tcga_hnsc_ct/0002.nii.gz")), sitk.sitkFloat32) - 1024.0
     mr = synthesis.render_mr(synthesis.classes_from_ct(ct), np.random.default_rng(0), "t1")
     top = int(round(130.0 / ct.GetSpacing()[2]))   # the CT from the vertex (last slices) down 130 mm

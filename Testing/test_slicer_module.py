@@ -23,8 +23,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import geometry, phantom, review, slicer_volumes, transform_io
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import geometry, slicer_volumes, transform_io
+from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.evaluate import review
+from HeadRegistrationLib.core.errors import HeadRegError
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (Slicer's MRML library) is not installed")
 vtk = pytest.importorskip("vtk")
@@ -38,8 +40,8 @@ D = geometry.LPS_TO_RAS
 WHITE_MATTER = phantom.LABEL["white_matter"]
 
 needs_autoregister = pytest.mark.skipif(
-    importlib.util.find_spec("HeadRegistrationLib.autoregister") is None,
-    reason="HeadRegistrationLib.autoregister (register_volumes) does not exist yet")
+    importlib.util.find_spec("HeadRegistrationLib.register.autoregister") is None,
+    reason="HeadRegistrationLib.register.autoregister (register_volumes) does not exist yet")
 
 
 # ---------------------------------------------------------------- the module, with GUI shims

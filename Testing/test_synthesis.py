@@ -5,7 +5,8 @@ import pytest
 import SimpleITK as sitk
 from conftest import shared_file
 
-from HeadRegistrationLib import cli, dataset, synthesis
+from HeadRegistrationLib import cli
+from HeadRegistrationLib.data import dataset, synthesis
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from HeadRegistrationLib import dataset, network, training
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import resources
+from HeadRegistrationLib.data import dataset
+from HeadRegistrationLib.learn import training
+from HeadRegistrationLib.register import network
+from HeadRegistrationLib.core.errors import HeadRegError
 
 TINY = {"copies": 4, "seed": 0, "grid_size": [16, 16, 16], "grid_spacing_mm": 16.0, "max_angle_deg": 15.0,
         "max_shift_mm": 5.0, "center_jitter_mm": 5.0}
@@ -59,7 +62,8 @@ TORCHRUN_SCRIPT = """
 import json, os, sys
 from unittest import mock
 import torch
-from HeadRegistrationLib import network, training
+from HeadRegistrationLib.learn import training
+from HeadRegistrationLib.register import network
 made = []
 def keep(*args, **kwargs):
     made.append(network_class(*args, **kwargs))
@@ -81,7 +85,7 @@ def test_training_runs_data_parallel_under_torchrun(tiny_set, tmp_path):
     script.write_text(TORCHRUN_SCRIPT)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
                            str(script), str(tiny_set), str(tmp_path / "run"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, cwd=Path(training.__file__).parents[1])
+                          capture_output=True, text=True, timeout=120, cwd=Path(training.__file__).parents[2])
     assert done.returncode == 0, done.stderr[-2000:]
     histories = [json.loads((tmp_path / f"history{rank}.json").read_text()) for rank in (0, 1)]
     assert all(len(history) == 1 for history in histories)
@@ -106,9 +110,9 @@ def test_prediction_is_in_degrees_and_millimetres(tiny_set):
 
 
 def test_devices():
-    assert training.pick_device("cpu").type == "cpu"
+    assert resources.torch_device("cpu").type == "cpu"
     with pytest.raises(HeadRegError):
-        training.pick_device("tpu")
+        resources.torch_device("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(HeadRegError, match="no GPU"):
-            training.pick_device("cuda")
+        with pytest.raises(HeadRegError, match="no CUDA GPU"):
+            resources.torch_device("cuda")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib import geometry, transform_io
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import geometry, transform_io
+from HeadRegistrationLib.core.errors import HeadRegError
 
 T = geometry.matrix_from_parameters([12, -7, 33, 5, -2, 9], [10.0, 20.0, 30.0])
 

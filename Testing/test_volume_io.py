@@ -1,4 +1,4 @@
-"""Tests of HeadRegistrationLib.volume_io on small synthetic files (and real data when present)."""
+"""Tests of HeadRegistrationLib.core.volume_io on small synthetic files (and real data when present)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from HeadRegistrationLib.errors import HeadRegError
-from HeadRegistrationLib.volume_io import (
+from HeadRegistrationLib.core.errors import HeadRegError
+from HeadRegistrationLib.core.volume_io import (
     check_volume_content,
     describe_volume,
     read_dicom_series,
@@ -189,7 +189,7 @@ def test_dicom_two_series_choice(tmp_path, caplog):
     small = make_image(size=(8, 8, 4), origin=(0, 0, 50))
     write_series_of(big, tmp_path, UID_ROOT + "21", names=[f"a{k}.dcm" for k in range(7)])
     write_series_of(small, tmp_path, UID_ROOT + "22", names=[f"b{k}.dcm" for k in range(4)])
-    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.volume_io"):
+    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.core.volume_io"):
         assert_same(read_volume(tmp_path), big)
     assert UID_ROOT + "21" in caplog.text and UID_ROOT + "22" in caplog.text and "most files" in caplog.text
     assert_same(read_volume(tmp_path, series_uid=UID_ROOT + "22"), small)
@@ -235,7 +235,7 @@ def centroid(image: sitk.Image) -> np.ndarray:
 def test_dicom_gantry_tilt_resampled_onto_orthogonal_grid(tmp_path, caplog):
     centre = np.array([20.0, 28.0, 30.0])
     ball_series(tmp_path, 15.0, centre)
-    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.volume_io"):
+    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.core.volume_io"):
         image = read_volume(tmp_path)
     assert "tilt" in caplog.text and "15.00" in caplog.text
     np.testing.assert_allclose(image.GetDirection(), np.eye(3).ravel(), atol=1e-9)
@@ -259,7 +259,7 @@ def test_dicom_oblique_and_tilted(tmp_path, caplog):
     turn = rotation([1, -0.4, 0.2], 20)
     centre = turn @ [20.0, 28.0, 30.0]
     ball_series(tmp_path, -12.0, centre, turn=turn)
-    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.volume_io"):
+    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.core.volume_io"):
         image = read_volume(tmp_path)
     assert "12.00" in caplog.text
     np.testing.assert_allclose(np.array(image.GetDirection()).reshape(3, 3), turn, atol=1e-6)
@@ -268,7 +268,7 @@ def test_dicom_oblique_and_tilted(tmp_path, caplog):
 
 def test_dicom_small_tilt_ignored(tmp_path, caplog):
     ball_series(tmp_path, 0.05, [20.0, 20.0, 20.0])  # drift 0.04 mm over the stack
-    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.volume_io"):
+    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.core.volume_io"):
         image = read_volume(tmp_path)
     assert "tilt" not in caplog.text
     assert image.GetSize() == (40, 40, 24)
@@ -288,7 +288,7 @@ def test_dicom_mixed_slice_spacing_resampled_onto_regular_slices(tmp_path, caplo
     depths = [0, 4, 8, 12, 19, 26, 33]
     slices = [np.full((8, 8), 10 * d, np.int16) for d in depths]
     write_slices(tmp_path, slices, [(0, 0, d) for d in depths], [1, 0, 0, 0, 1, 0], (1, 1), UID_ROOT + "52")
-    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.volume_io"):
+    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.core.volume_io"):
         image = read_volume(tmp_path)
     assert "resampled onto regular" in caplog.text and "4.000 to 7.000" in caplog.text
     assert image.GetSize() == (8, 8, 9) and image.GetSpacing()[2] == pytest.approx(33 / 8)
@@ -302,7 +302,7 @@ def test_dicom_folder_with_a_ct_and_an_mr_series_names_the_choice(tmp_path, capl
     ct, mr = make_image(size=(10, 10, 9)), make_image(size=(10, 10, 8), origin=(0, 0, 50))
     write_series_of(ct, tmp_path, UID_ROOT + "71", names=[f"c{k}.dcm" for k in range(9)])
     write_series_of(mr, tmp_path, UID_ROOT + "72", names=[f"m{k}.dcm" for k in range(8)], modality="MR")
-    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.volume_io"):
+    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.core.volume_io"):
         assert_same(read_volume(tmp_path), ct)
     assert f"{UID_ROOT}71 (CT, 9 files)" in caplog.text and f"{UID_ROOT}72 (MR, 8 files)" in caplog.text
     assert cli.main(["info", str(tmp_path), "--series", UID_ROOT + "72", "--json"]) == 0
@@ -324,7 +324,7 @@ def test_sheared_direction_resampled_onto_an_orthogonal_grid_in_info_and_registe
     written = sitk.GetImageFromArray(array)
     written.CopyInformation(image)
     sitk.WriteImage(written, str(tmp_path / "sheared.nrrd"))
-    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.volume_io"):
+    with caplog.at_level(logging.WARNING, logger="HeadRegistrationLib.core.volume_io"):
         read = read_volume(tmp_path / "sheared.nrrd")
     assert "sheared" in caplog.text and "sheared.nrrd" in caplog.text
     direction = np.array(read.GetDirection()).reshape(3, 3)

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_wheel_installs_the_models_and_registers_with_them(tmp_path):
-    from HeadRegistrationLib import cli, phantom
+    from HeadRegistrationLib import cli
+    from HeadRegistrationLib.data import phantom
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                             "-w", str(tmp_path / "wheel"), str(ROOT)], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-2000:]

@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 
-from HeadRegistrationLib import ann
+from HeadRegistrationLib.register import ann
 from train_registration import errors, r_squared   # benchmarks/ beside this file
 
 

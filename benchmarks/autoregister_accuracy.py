@@ -31,8 +31,9 @@ import torch
 
 from cases import DATASETS, case_list, make_case
 from groundtruth_accuracy import BINS, make_pair
-from HeadRegistrationLib import autoregister, geometry, search, symmetry
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.register import autoregister, search, symmetry
+from HeadRegistrationLib.core.errors import HeadRegError
 
 SUCCESS_MM = 2.0
 OLD_DATASETS = ("phantom", "phantom-slab", "slab-header", "mni")

@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from HeadRegistrationLib import dataset, geometry, phantom, symmetry, synthesis
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.data import dataset, phantom, synthesis
+from HeadRegistrationLib.register import symmetry
 
 DATA = dataset.default_data_dir()
 CACHE = Path(os.environ.get("HEADREG_CASES", "/tmp/headreg-cases"))

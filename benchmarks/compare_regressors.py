@@ -25,7 +25,9 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
-from HeadRegistrationLib import ann, geometry, network, training
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.learn import training
+from HeadRegistrationLib.register import ann, network
 from train_registration import r_squared   # benchmarks/ beside this file
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from HeadRegistrationLib import geometry, training
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.learn import training
 from train_registration import r_squared   # benchmarks/ beside this file
 
 

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from HeadRegistrationLib import dataset
+from HeadRegistrationLib.data import dataset
 
 
 def read_rate(folder, split: str, limit: int | None) -> tuple[float, float, int]:

@@ -10,7 +10,9 @@ import json
 import time
 
 import HeadRegistrationLib
-from HeadRegistrationLib import autoregister, geometry, phantom, symmetry
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.register import autoregister, symmetry
 
 pair = phantom.make_phantom_pair(0)
 models = autoregister.load_models()

@@ -36,7 +36,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from HeadRegistrationLib import autoregister, batch, geometry, groundtruth, phantom, symmetry
+from HeadRegistrationLib.core import batch, geometry
+from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.groundtruth import reference
+from HeadRegistrationLib.register import autoregister, symmetry
 
 BINS = ((0, 15), (15, 45), (45, 90), (90, 180))
 TEMPLATES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "templates"
@@ -85,7 +88,7 @@ def run_case(task: dict) -> dict:
                 if preset == "register":   # headreg register on the same pair, for comparison (CT first)
                     found = autoregister.register_volumes(moving, fixed).matrix
                 else:
-                    found = groundtruth.ground_truth(fixed, moving, preset, use_symmetry).matrix
+                    found = reference.ground_truth(fixed, moving, preset, use_symmetry).matrix
                 error = geometry.mean_displacement_in_mask(found, truth, mask)
             except Exception as failure:  # a failed registration is a result of the benchmark
                 error = float("inf")

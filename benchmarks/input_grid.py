@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from HeadRegistrationLib import training
+from HeadRegistrationLib.learn import training
 from train_registration import errors, r_squared   # benchmarks/ beside this file
 
 

@@ -22,7 +22,8 @@ import numpy as np
 from autoregister_accuracy import case_parser
 from cases import BINS, case_list, make_case
 from groundtruth_accuracy import make_pair
-from HeadRegistrationLib import autoregister, geometry, prediction, search, symmetry
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.register import autoregister, prediction, search, symmetry
 
 
 def run_case(case: dict, learned) -> dict:

@@ -7,7 +7,9 @@ translation scale. Prints the mean TRE over the head after each.
     python benchmarks/paper_preset_sampling.py
 """
 
-from HeadRegistrationLib import geometry, phantom, registration, symmetry
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.register import registration, symmetry
 
 
 def main() -> None:

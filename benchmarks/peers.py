@@ -27,7 +27,9 @@ import SimpleITK as sitk
 from autoregister_accuracy import case_parser
 from cases import case_list, make_case
 from groundtruth_accuracy import BINS, make_pair
-from HeadRegistrationLib import autoregister, evaluation, geometry, symmetry
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.evaluate import metrics
+from HeadRegistrationLib.register import autoregister, symmetry
 
 
 def ours(fixed, moving, models):
@@ -147,11 +149,11 @@ def summarise(rows: list[dict]) -> str:
         cells = []
         for lo, hi in BINS:
             tre = [r["tre_mm"] for r in chosen if r["bin"] == f"{lo}-{hi}"]
-            cells.append(f"{sum(t < evaluation.SUCCESS_MM for t in tre)}/{len(tre)}" if tre else "")
+            cells.append(f"{sum(t < metrics.SUCCESS_MM for t in tre)}/{len(tre)}" if tre else "")
         tre = [r["tre_mm"] for r in chosen]
         seconds = np.median([r["seconds"] for r in chosen])
         lines.append(f"| {method} | " + " | ".join(cells)
-                     + f" | {sum(t < evaluation.SUCCESS_MM for t in tre)}/{len(tre)} | {np.median(tre):.2f} | "
+                     + f" | {sum(t < metrics.SUCCESS_MM for t in tre)}/{len(tre)} | {np.median(tre):.2f} | "
                      f"{max(tre):.1f} | {seconds:.1f} | {seconds / ours_time:.2f} |")
     lines += ["", "| peer | pairs both succeed | headreg median mm | peer median mm |", "|---|---|---|---|"]
     ours_by_id = {r["id"]: r["tre_mm"] for r in rows if r["method"] == "headreg"}
@@ -159,7 +161,7 @@ def summarise(rows: list[dict]) -> str:
         if method == "headreg":
             continue
         both = [(ours_by_id[r["id"]], r["tre_mm"]) for r in rows if r["method"] == method and r["id"] in ours_by_id
-                and max(ours_by_id[r["id"]], r["tre_mm"]) < evaluation.SUCCESS_MM]
+                and max(ours_by_id[r["id"]], r["tre_mm"]) < metrics.SUCCESS_MM]
         if both:
             lines.append(f"| {method} | {len(both)} | {np.median([a for a, _ in both]):.2f} | "
                          f"{np.median([b for _, b in both]):.2f} |")

@@ -14,7 +14,9 @@ import time
 import numpy as np
 import torch
 
-from HeadRegistrationLib import geometry, phantom, prediction, symmetry
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.register import prediction, symmetry
 
 
 def main() -> None:

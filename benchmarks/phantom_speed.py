@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from HeadRegistrationLib import phantom
+from HeadRegistrationLib.data import phantom
 from HeadRegistrationLib.cli import write_phantom
 
 

@@ -24,7 +24,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from HeadRegistrationLib import ann, geometry, phantom, prediction, symmetry, training
+from HeadRegistrationLib.core import geometry, resources
+from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.learn import training
+from HeadRegistrationLib.register import ann, prediction, symmetry
 from train_registration import errors, r_squared   # benchmarks/ beside this file
 
 
@@ -74,7 +77,7 @@ def main() -> None:
     set_settings = manifest["settings"]
     grid = {"grid_size": set_settings["grid_size"], "grid_spacing_mm": set_settings["grid_spacing_mm"],
             "pool": settings["pool"]}
-    place = training.pick_device("auto")   # the features on the GPU where there is one; the rest on the CPU
+    place = resources.torch_device("auto")   # the features on the GPU where there is one; the rest on the CPU
     torch.backends.cudnn.allow_tf32 = False   # features as the CPU computes them at registration time
     splits = {s: training.PairExamples(args.set, s, settings["index"], settings["pool"])
               for s in ("train", "validation", "test")}

@@ -16,7 +16,8 @@ from pathlib import Path
 import SimpleITK as sitk
 import torch
 
-from HeadRegistrationLib import classifier, dataset, network, phantom
+from HeadRegistrationLib.data import dataset, phantom
+from HeadRegistrationLib.register import classifier, network
 
 SHARED = {  # file -> true modality (data/README.md)
     "rire_training_001/training_001_mr_T1.mha": "MR", "seg3d_epilepsy/MR.nii.gz": "MR",

@@ -17,7 +17,8 @@ import time
 import numpy as np
 import torch
 
-from HeadRegistrationLib import geometry, training
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.learn import training
 
 
 def errors(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

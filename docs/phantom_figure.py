@@ -8,7 +8,8 @@ from pathlib import Path
 import matplotlib
 import SimpleITK as sitk
 
-from HeadRegistrationLib import geometry, phantom
+from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.data import phantom
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

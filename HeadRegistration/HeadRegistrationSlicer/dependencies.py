@@ -7,7 +7,7 @@ import importlib.util
 
 import slicer
 
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core.errors import HeadRegError
 
 # {import name: pip requirement}; torch runs the search and the learned models, as the
 # library's "learn" extra (pyproject.toml).

@@ -4,8 +4,8 @@ the fixed->moving LPS matrix (DESIGN.md) as a linear transform node, the overlay
 import slicer
 import vtk
 
-from HeadRegistrationLib import geometry, slicer_volumes
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import geometry, slicer_volumes
+from HeadRegistrationLib.core.errors import HeadRegError
 
 
 def checkVolumes(volumeA, volumeB) -> None:

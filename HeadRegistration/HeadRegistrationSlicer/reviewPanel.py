@@ -1,5 +1,5 @@
 """The blind ground-truth review (the paper's radiologist study, library:
-``HeadRegistrationLib.review``): two results of each pair shown as A (top row of slice
+``HeadRegistrationLib.evaluate.review``): two results of each pair shown as A (top row of slice
 views) and B (bottom row) in random allocation, answered with A, B or S (both).
 
 ``HeadRegistrationReview`` is the review on MRML (no Qt); ``ReviewPanel`` its part of the
@@ -11,8 +11,9 @@ import os
 import qt
 import slicer
 
-from HeadRegistrationLib import review, transform_io
-from HeadRegistrationLib.errors import HeadRegError
+from HeadRegistrationLib.core import transform_io
+from HeadRegistrationLib.evaluate import review
+from HeadRegistrationLib.core.errors import HeadRegError
 
 from . import mrml
 

@@ -9,7 +9,7 @@ import os
 
 import slicer
 
-from HeadRegistrationLib import slicer_volumes
+from HeadRegistrationLib.core import slicer_volumes
 
 CATEGORY = "Head Registration"
 SAMPLE_NAME = "HeadRegistrationPhantom"
@@ -18,9 +18,9 @@ PHANTOM_SEED = 0  # as `headreg demo`
 
 
 def phantomPair():
-    """The phantom pair of the sample (a ``HeadRegistrationLib.phantom.PhantomPair``: CT, MR,
+    """The phantom pair of the sample (a ``HeadRegistrationLib.data.phantom.PhantomPair``: CT, MR,
     truth and label maps), made again on each call."""
-    from HeadRegistrationLib import phantom
+    from HeadRegistrationLib.data import phantom
 
     return phantom.make_phantom_pair(seed=PHANTOM_SEED)
 

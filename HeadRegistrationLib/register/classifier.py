@@ -22,8 +22,10 @@ import SimpleITK as sitk
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from . import __version__, modality, models_folder, network, preprocessing, symmetry
-from .errors import HeadRegError
+from .. import __version__
+from ..core.resources import models_folder
+from . import modality, network, preprocessing, symmetry
+from ..core.errors import HeadRegError
 
 LABELS = ("MR", "CT")
 POOL = 2
@@ -54,7 +56,7 @@ class SingleVolumes(Dataset):
     """Each example of a set split into its MR (label 0) and CT (label 1) volumes."""
 
     def __init__(self, folder, split: str, index: str = "index.csv"):
-        from . import dataset   # training only: inference never imports the data stack
+        from ..data import dataset   # training only: inference never imports the data stack
         self.examples = dataset.TrainingSet(folder, split, index)
 
     def __len__(self) -> int:

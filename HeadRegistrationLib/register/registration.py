@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from . import geometry
-from .errors import HeadRegError, one_line
+from ..core import geometry
+from ..core.errors import HeadRegError, one_line
 
 PRESETS = {
     "paper": {"stages": [

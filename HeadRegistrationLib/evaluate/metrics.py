@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from . import geometry, symmetry
+from ..core import geometry
+from ..register import symmetry
 
 BINS = ((0, 15), (15, 45), (45, 90), (90, 180))   # initial rotation, degrees
 SUCCESS_MM = 2.0                                   # mean TRE over the head
@@ -99,7 +100,7 @@ def plot(records: list[dict], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .files import write_atomically
+    from ..core.files import write_atomically
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.scatter([r["initial_rotation_deg"] for r in records], [max(r["tre_mean_mm"], 1e-3) for r in records],
                  c=["tab:green" if r["tre_mean_mm"] < SUCCESS_MM else "tab:red" for r in records])

@@ -22,8 +22,9 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from . import geometry, registration, symmetry
-from .errors import HeadRegError, one_line
+from ..core import geometry
+from ..register import registration, symmetry
+from ..core.errors import HeadRegError, one_line
 
 CLASSES = ("air", "soft_tissue", "fat", "cortical_bone", "marrow", "csf", "grey_matter", "white_matter")
 AIR, SOFT, FAT, BONE, MARROW, CSF, GREY, WHITE = range(len(CLASSES))
@@ -112,8 +113,8 @@ def carry_template(mr: sitk.Image, template_mr: sitk.Image, template_ct_hu: sitk
                    mr_mask: sitk.Image | None = None) -> sitk.Image:
     """The template CT (HU) on ``mr``'s grid, after an affine registration of the template
     MR (aligned with the template CT) onto ``mr``: a rigid start from the symmetry frames
-    and MI (``groundtruth.ground_truth``), then an affine MI refinement on 4 mm copies."""
-    from .groundtruth import ground_truth
+    and MI (``reference.ground_truth``), then an affine MI refinement on 4 mm copies."""
+    from ..groundtruth.reference import ground_truth
     mr_mask = symmetry.head_mask(mr) if mr_mask is None else mr_mask
     rigid = ground_truth(mr, template_mr, "accurate", use_symmetry=True).matrix
     fixed, moving = registration.coarse_copy(mr, 4.0), registration.coarse_copy(template_mr, 4.0)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import geometry
-from .errors import HeadRegError
+from ..core import geometry
+from ..core.errors import HeadRegError
 
 
 @dataclass(frozen=True)

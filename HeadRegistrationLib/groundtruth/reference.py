@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import batch, geometry, qa, quality, registration, search, symmetry, transform_io, volume_io
-from .errors import HeadRegError, one_line
+from ..core import batch, geometry, qa, transform_io, volume_io
+from ..register import quality, registration, search, symmetry
+from ..core.errors import HeadRegError, one_line
 
 PRESETS = ("accurate", "paper")
 MASK_SPACING_MM = 4.0
@@ -75,7 +76,7 @@ def ground_truth(fixed: sitk.Image, moving: sitk.Image, preset: str = "accurate"
                 f"({np.sqrt(frame.variances).round(1).tolist()} mm)"
                 for name, frame in (("fixed", fixed_frame), ("moving", moving_frame))
                 if use_symmetry and not frame.distinct_axes()]
-    from . import classifier   # the decision register makes, to say what a pair of one modality cannot prove
+    from ..register import classifier   # the decision register makes, to say what a pair of one modality cannot prove
     model = classifier.load_model()
     kinds_of = [classifier.decide(image, model, frame.center, mask) for image, frame, mask in
                 ((fixed, fixed_frame, fixed_mask), (moving, moving_frame, moving_mask))]

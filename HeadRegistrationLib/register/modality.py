@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import symmetry
-from .errors import HeadRegError
+from ..core.errors import HeadRegError
 
 DICOM_MODALITY_TAG = "0008|0060"
 WATER_ABOVE_AIR = (950.0, 1100.0)   # soft-tissue peak minus air, in any Hounsfield offset (water: 1000)

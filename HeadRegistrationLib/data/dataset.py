@@ -33,10 +33,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import __version__, augmentation, batch, geometry, phantom, preprocessing, qa, symmetry, synthesis
-from .errors import HeadRegError
-from .files import write_atomically
-from .transform_io import write_transform
+from .. import __version__
+from ..core import batch, geometry, qa
+from . import augmentation, phantom, synthesis
+from ..register import preprocessing, symmetry
+from ..core.errors import HeadRegError
+from ..core.files import write_atomically
+from ..core.transform_io import write_transform
 
 WORKING_SPACING_MM = 2.0
 FORMAT_VERSION = 1

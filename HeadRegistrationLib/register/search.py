@@ -36,8 +36,9 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from . import geometry, preprocessing, registration, symmetry
-from .errors import HeadRegError
+from ..core import geometry
+from . import preprocessing, registration, symmetry
+from ..core.errors import HeadRegError
 
 SAME_SOLUTION_MM = 10.0    # two poses closer than this (mean over the fixed head) are one solution
 ROTATION_RADIUS_MM = 80.0  # a rotation of 1/80 rad moves the head's edge about 1 mm: the optimiser's scale

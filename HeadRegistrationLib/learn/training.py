@@ -20,8 +20,10 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from . import dataset, network
-from .errors import HeadRegError
+from ..data import dataset
+from ..register import network
+from ..core.errors import HeadRegError
+from ..core.resources import torch_device
 
 PAPER_SCHEDULE = {"epochs": 30, "learning_rate": 1e-3, "drop_epoch": 20, "drop_factor": 0.1, "momentum": 0.9}
 
@@ -43,17 +45,6 @@ class PairExamples(Dataset):
         if self.pool > 1:
             volumes = torch.nn.functional.avg_pool3d(volumes[None], self.pool)[0]
         return volumes, torch.from_numpy(self.targets[i])
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """"auto": the GPU when there is one, else the CPU; "cuda" without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise HeadRegError("--device cuda asked for, but PyTorch sees no GPU")
-    if device not in ("cpu", "cuda"):
-        raise HeadRegError(f"unknown device {device!r}: choose auto, cpu or cuda")
-    return torch.device(device)
 
 
 def _save_atomically(state: dict, path: Path) -> None:
@@ -78,7 +69,7 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     else:
         rank = 0
-    place = pick_device(device)
+    place = torch_device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"set": str(Path(folder).resolve()), "index": index, "batch_size": batch_size,

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from . import geometry
-from .errors import HeadRegError
+from ..core import geometry
+from ..core.errors import HeadRegError
 
 DEFAULT_GRID_SIZE = (64, 64, 64)     # x, y, z voxels
 DEFAULT_GRID_SPACING_MM = 4.0        # 256 mm field of view: the whole head with room to move

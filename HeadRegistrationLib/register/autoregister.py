@@ -20,8 +20,11 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from . import __version__, geometry, modality, preprocessing, quality, search, symmetry, volume_io
-from .errors import Cancelled, HeadRegError
+from .. import __version__
+from ..core import geometry, volume_io
+from . import modality, preprocessing, quality, search, symmetry
+from ..core.errors import Cancelled, HeadRegError
+from ..core.resources import torch_device
 
 HEAD_ML = (200, 15000)    # volume of the head mask: a thin slab of a head to a head and neck
 MIN_ROLE_ODDS = 4.0       # the two role orders must differ by this much to register at all...
@@ -79,26 +82,6 @@ def assign_roles(ct_probabilities, reasons=("", "")) -> tuple[int, list[str]]:
         warnings.append(f"LOW CONFIDENCE: the roles are uncertain (odds {strength:.0f}:1 that the "
                         f"{('first', 'second')[ct_index]} volume is the CT): check which is which")
     return 1 - ct_index, warnings
-
-
-def torch_device(device: str):
-    """The torch device of ``device`` (auto, cpu or cuda). PyTorch runs the search and the
-    learned models: without it nothing can be registered (said so only when torch itself
-    is missing; any other ImportError is a bug and keeps its traceback)."""
-    try:
-        import torch
-    except ModuleNotFoundError as error:
-        if error.name != "torch":
-            raise
-        raise HeadRegError("PyTorch is not installed, and the registration runs on it: pip install torch "
-                           "(in 3D Slicer: install the PyTorch extension)") from None
-    if device not in ("auto", "cpu", "cuda"):
-        raise HeadRegError(f"device must be auto, cpu or cuda, not {device!r}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise HeadRegError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
-    return torch.device(device)
 
 
 def load_models(model_folder=None, device: str = "auto"):

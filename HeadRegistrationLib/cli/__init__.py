@@ -15,10 +15,14 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from . import (__version__, augmentation, autoregister, batch, dataset, evaluation, geometry, groundtruth, modality,
-               phantom, preprocessing, qa, rire, symmetry, synthesis, transform_io, volume_io)
-from .errors import HeadRegError, one_line
-from .files import IMAGE_SUFFIXES, JSON_SUFFIXES, PICTURE_SUFFIXES, check_outputs, write_all, write_atomically, write_image
+from .. import __version__
+from ..core import batch, geometry, qa, transform_io, volume_io
+from ..data import augmentation, dataset, phantom, synthesis
+from ..evaluate import metrics, rire
+from ..groundtruth import reference
+from ..register import autoregister, modality, preprocessing, symmetry
+from ..core.errors import HeadRegError, one_line
+from ..core.files import IMAGE_SUFFIXES, JSON_SUFFIXES, PICTURE_SUFFIXES, check_outputs, write_all, write_atomically, write_image
 
 LOW_CONFIDENCE = 3   # exit code: the result was written but the quality check failed (DESIGN.md)
 
@@ -172,7 +176,7 @@ def _groundtruth_pair(args) -> int:
     for path, image in ((args.fixed, fixed), (args.moving, moving)):
         volume_io.check_volume_content(image, str(path))
     with _progress(1, "groundtruth") as bar:
-        truth = groundtruth.ground_truth(fixed, moving, args.preset, not args.no_symmetry)
+        truth = reference.ground_truth(fixed, moving, args.preset, not args.no_symmetry)
         bar.update(1)
     record = {"fixed": str(args.fixed), "moving": str(args.moving), **truth.record()}
     write_all([(args.output, lambda p: transform_io.write_transform(truth.matrix, p))]
@@ -201,8 +205,8 @@ def _groundtruth_batch(args) -> int:
         leftover.unlink()
     tasks = [{**pair, "out": str(args.out.resolve()), "preset": args.preset, "symmetry": not args.no_symmetry,
               "retry_failed": args.retry_failed} for pair in pairs]
-    _, skipped = batch.run_tasks(tasks, groundtruth.run_pair, groundtruth.pair_done, args.workers)
-    summary = [batch.read_json(groundtruth.pair_outputs(t)["record"]) or {**t, "status": "not run"} for t in tasks]
+    _, skipped = batch.run_tasks(tasks, reference.run_pair, reference.pair_done, args.workers)
+    summary = [batch.read_json(reference.pair_outputs(t)["record"]) or {**t, "status": "not run"} for t in tasks]
     failed = [r for r in summary if r.get("status") != "ok"]
     columns = ["id", "status", "fixed", "moving", "metric", "confident", "seconds", "warnings", "error"]
 
@@ -368,7 +372,7 @@ def command_dataset(args) -> int:
 
 
 def command_modality(args) -> int:
-    from . import classifier
+    from ..register import classifier
     model = classifier.load_model()
     failed = 0
     for path in args.files:
@@ -434,7 +438,7 @@ def _phantom_cases(count: int, out: Path) -> Path:
     folder = out / "phantoms"
     rows = []
     for k in range(count):
-        lo, hi = evaluation.BINS[k % len(evaluation.BINS)]
+        lo, hi = metrics.BINS[k % len(metrics.BINS)]
         rng = np.random.default_rng([k, 99])
         case = folder / f"phantom-{k:03d}"
         if not (case / "truth.tfm").exists():
@@ -465,9 +469,9 @@ def _evaluate_case(case: dict, models, refine: bool) -> dict:
     record = {"status": "ok", "fixed": str(case["ab"][result.fixed_index]),
               "moving": str(case["ab"][1 - result.fixed_index]), "seconds": seconds,
               "initial_rotation_deg": geometry.rotation_error_deg(truth, np.eye(4)),
-              "bin": evaluation.rotation_bin(truth),
-              **evaluation.errors(head, truth, result.matrix, symmetry.symmetry_frame(fixed, head).center),
-              **evaluation.paper_metrics(fixed, moving, truth, result.matrix),
+              "bin": metrics.rotation_bin(truth),
+              **metrics.errors(head, truth, result.matrix, symmetry.symmetry_frame(fixed, head).center),
+              **metrics.paper_metrics(fixed, moving, truth, result.matrix),
               "confident": result.confident, "warnings": result.warnings,
               "matrix_fixed_to_moving_lps": result.matrix.tolist()}
     if standard is not None:
@@ -515,12 +519,12 @@ def command_evaluate(args) -> int:
                "rotation_error_deg", "translation_error_mm", "dsc", "jsc", "rp", "rs", "cms", "ssim", "seconds",
                "confident"]
     write_atomically(args.out / "results.csv", lambda p: _write_csv(p, columns, rows))
-    table = evaluation.summary_table(records)
+    table = metrics.summary_table(records)
     if table:
         write_atomically(args.out / "summary.csv", lambda p: _write_csv(p, list(table[0]), table))
-        text = evaluation.markdown(table)
+        text = metrics.markdown(table)
         write_atomically(args.out / "summary.md", lambda p: Path(p).write_text(text + "\n"))
-        evaluation.plot(records, args.out / "tre.png")
+        metrics.plot(records, args.out / "tre.png")
         print(text)
     doubtful = sum(not r["confident"] for r in records)
     if failed:
@@ -591,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=Path, metavar="CSV", help="batch: CSV with columns fixed,moving[,id]")
     p.add_argument("--out", type=Path, metavar="DIR", help="batch: output folder")
     p.add_argument("--workers", type=int, default=1, help="batch: worker processes (default 1)")
-    p.add_argument("--preset", choices=groundtruth.PRESETS, default="accurate",
+    p.add_argument("--preset", choices=reference.PRESETS, default="accurate",
                    help="optimiser settings: 'paper' (the paper's (1+1)-EO) or 'accurate' (default)")
     p.add_argument("--no-symmetry", action="store_true", help="optimise from the images as they lie")
     p.add_argument("--retry-failed", action="store_true", help="batch: run again the pairs recorded as failed")

@@ -19,10 +19,13 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from . import __version__, geometry, models_folder, network, preprocessing
+from .. import __version__
+from ..core import geometry
+from ..core.resources import models_folder
+from . import network, preprocessing
 from .ann import BayesianANN
-from .errors import HeadRegError
-from .files import write_atomically
+from ..core.errors import HeadRegError
+from ..core.files import write_atomically
 
 MODELS = models_folder()
 MODEL_NAME = "registration"

@@ -1,7 +1,7 @@
 """Reading volumes (any file SimpleITK reads, or a DICOM folder), describing and checking them.
 
 Physical space is LPS in millimetres (DESIGN.md). Every bad input raises
-:class:`~HeadRegistrationLib.errors.HeadRegError` with a one-line message that
+:class:`~HeadRegistrationLib.core.errors.HeadRegError` with a one-line message that
 names the path; nothing on disk is ever modified.
 """
 

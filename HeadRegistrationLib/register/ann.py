@@ -11,7 +11,7 @@ framework (MacKay 1992, "Bayesian interpolation"; Foresee & Hagan 1997,
 
 import numpy as np
 
-from .errors import HeadRegError
+from ..core.errors import HeadRegError
 
 _SHAPES = {  # array name -> shape in terms of (D inputs, H hidden units, K outputs)
     "hidden_weights": "HD", "hidden_bias": "H", "output_weights": "KH", "output_bias": "K",

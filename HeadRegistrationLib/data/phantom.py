@@ -25,8 +25,9 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from . import geometry, synthesis
-from .errors import HeadRegError
+from ..core import geometry
+from . import synthesis
+from ..core.errors import HeadRegError
 
 # Tissue labels with (CT Hounsfield units, MR T1 signal relative to white matter).
 TISSUES = {

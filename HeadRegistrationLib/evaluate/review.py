@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import HeadRegError
-from .files import write_atomically
+from ..core.errors import HeadRegError
+from ..core.files import write_atomically
 
 ANSWERS = ("A", "B", "Both")
 COLUMNS = ("id", "shown_as_a", "shown_as_b", "answer", "preferred", "answered_at")

@@ -15,7 +15,7 @@ import pickle
 import torch
 from torch import nn
 
-from .errors import HeadRegError
+from ..core.errors import HeadRegError
 
 DEFAULT_WIDTHS = (16, 32, 64, 128)   # channels per block; the last is the feature count
 PARAMETER_SCALE = (15.0, 15.0, 15.0, 5.0, 5.0, 5.0)   # degrees, mm: the paper's ranges -> about +-1

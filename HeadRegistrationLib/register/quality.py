@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import SimpleITK as sitk
 
-from . import geometry
+from ..core import geometry
 
 # Set on the tuning seeds (benchmarks/autoregister_accuracy.py --first-seed 200): right results
 # had head Dice >= 0.909 and runner-up gaps >= 0.079; the gross failures of a weaker search

@@ -11,7 +11,7 @@ LPS millimetres. Aligning two heads by their frames is ``F_moving @ P @ inv(F_fi
 (fixed -> moving). PCA fixes the axes only up to sign, and their order only when the
 variances differ; ``P`` runs over the 24 proper rotations that permute and flip the
 axes (``AXIS_PERMUTATIONS``), and the caller picks by mutual information after a short
-optimisation from each plausible one (``groundtruth.screen_starts``): anatomy that PCA
+optimisation from each plausible one (``reference.screen_starts``): anatomy that PCA
 cannot see (face in front, neck below) decides. Images are not resampled into the
 frame: registration works on the originals and starts from the frame alignment.
 """
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from . import geometry
-from .errors import HeadRegError
+from ..core import geometry
+from ..core.errors import HeadRegError
 
 MASK_SPACING_MM = 2.0   # isotropic voxel size of the head mask: plenty for PCA, fast
 OPENING_MM = 4.0        # radius of the opening that cuts thin bridges (head rest, cables)

@@ -13,8 +13,8 @@ import hashlib
 
 import numpy as np
 
-from . import geometry
-from .errors import HeadRegError
+from ..core import geometry
+from ..core.errors import HeadRegError
 
 PAPER_MAX_ANGLE_DEG = 15.0
 PAPER_MAX_SHIFT_MM = 5.0

@@ -1,0 +1,7 @@
+"""``python -m HeadRegistrationLib.cli``: the ``headreg`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

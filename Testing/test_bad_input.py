@@ -36,7 +36,7 @@ def _ball(value_inside, value_outside, noise, rng, radius=70.0):
 def files(tmp_path_factory):
     """A good phantom pair and one file of every bad kind, in one folder."""
     folder = tmp_path_factory.mktemp("bad")
-    cli.write_phantom(folder, 0, None, None, phantom.CT_GRID, phantom.MR_GRID, True, False)
+    phantom.write_phantom(folder, 0, None, None, phantom.CT_GRID, phantom.MR_GRID, True, False)
     rng = np.random.default_rng(0)
     mr = sitk.ReadImage(str(folder / "mr.nii.gz"), sitk.sitkFloat32)
     data = (folder / "ct.nii.gz").read_bytes()

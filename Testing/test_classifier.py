@@ -10,6 +10,8 @@ import torch
 from conftest import shared_file
 
 from HeadRegistrationLib import cli
+from HeadRegistrationLib.core import resources
+from HeadRegistrationLib.learn import modality as modality_training
 from HeadRegistrationLib.register import classifier, network
 from HeadRegistrationLib.core.errors import HeadRegError
 
@@ -22,7 +24,7 @@ SHARED = {"rire_training_001/training_001_mr_T1.mha": "MR", "seg3d_epilepsy/MR.n
 def test_metrics_are_the_papers_table_3():
     truth = np.array([1, 1, 1, 1, 0, 0, 0, 0])
     predicted = np.array([1, 1, 1, 0, 0, 0, 0, 1])
-    m = classifier.metrics(predicted, truth)
+    m = modality_training.table3_metrics(predicted, truth)
     assert m["accuracy"] == 0.75 and m["sensitivity"] == 0.75 and m["specificity"] == 0.75
     assert m["precision"] == 0.75 and m["f_measure"] == pytest.approx(0.75)
     assert m["g_mean"] == pytest.approx(0.75)
@@ -40,9 +42,9 @@ def model():
 
 
 def test_the_shipped_model_has_a_card_with_metrics(model):
-    card = json.loads((classifier.MODELS / "modality.json").read_text())
+    card = json.loads((resources.models_folder() / "modality.json").read_text())
     assert card["labels"] == ["MR", "CT"] and card["metrics"]["validation"]["accuracy"] >= 0.95
-    assert (classifier.MODELS / "modality.pt").stat().st_size < 5 * 2 ** 20
+    assert (resources.models_folder() / "modality.pt").stat().st_size < 5 * 2 ** 20
 
 
 def test_the_phantom_ct_and_mr_are_told_apart(model, phantom_pair):
@@ -76,7 +78,7 @@ def test_a_dicom_tag_decides_and_disagreement_is_a_warning(model, phantom_pair):
 
 
 def test_broken_weights_are_refused_clearly(tmp_path):
-    shutil.copy(classifier.MODELS / "modality.json", tmp_path / "modality.json")
+    shutil.copy(resources.models_folder() / "modality.json", tmp_path / "modality.json")
     torch.save(network.ModalityNet((4, 8)).state_dict(), tmp_path / "modality.pt")
     with pytest.raises(HeadRegError, match="does not fit"):
         classifier.load_model(tmp_path)

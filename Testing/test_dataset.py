@@ -1,7 +1,6 @@
 """Rigid augmentation, subject splits and the training-set builder (`headreg dataset`)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -9,7 +9,7 @@ import pytest
 from HeadRegistrationLib import cli
 from HeadRegistrationLib.core import geometry, transform_io
 from HeadRegistrationLib.data import phantom
-from HeadRegistrationLib.evaluate import metrics
+from HeadRegistrationLib.evaluate import cases, metrics
 from HeadRegistrationLib.register import symmetry
 
 
@@ -42,18 +42,18 @@ def test_evaluate_writes_tables_records_failures_and_resumes(tmp_path, capsys, m
     on, results.csv holds every case; a rerun skips what is recorded unless asked to
     retry the failures."""
     pytest.importorskip("torch")
-    cli.write_phantom(tmp_path / "p", 0, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
+    phantom.write_phantom(tmp_path / "p", 0, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
     (tmp_path / "broken.nii.gz").write_bytes(b"not an image")
     (tmp_path / "cases.csv").write_text("a,b,truth,id\nbroken.nii.gz,p/mr.nii.gz,p/truth.tfm,bad\n"
                                         "p/mr.nii.gz,p/ct.nii.gz,p/truth.tfm,bug\n"
                                         "p/ct.nii.gz,p/mr.nii.gz,p/truth.tfm,good\n")
-    evaluate_case = cli._evaluate_case
+    evaluate_case = cases.evaluate_case
 
     def with_a_bug(case, *args):
         if case["id"] == "bug":
             return {}["a bug"]
         return evaluate_case(case, *args)
-    monkeypatch.setattr(cli, "_evaluate_case", with_a_bug)
+    monkeypatch.setattr(cases, "evaluate_case", with_a_bug)
     out = tmp_path / "out"
     assert cli.main(["evaluate", str(tmp_path / "cases.csv"), "--out", str(out)]) == 1
     captured = capsys.readouterr()
@@ -73,7 +73,7 @@ def test_evaluate_writes_tables_records_failures_and_resumes(tmp_path, capsys, m
     assert cli.main(["evaluate", str(tmp_path / "cases.csv"), "--out", str(out)]) == 1
     assert "--retry-failed" in capsys.readouterr().err
     assert all((out / "cases" / f"{k}.json").stat().st_mtime_ns == t for k, t in stamps.items())   # none redone
-    monkeypatch.setattr(cli, "_evaluate_case", evaluate_case)   # the bug fixed
+    monkeypatch.setattr(cases, "evaluate_case", evaluate_case)   # the bug fixed
     assert cli.main(["evaluate", str(tmp_path / "cases.csv"), "--out", str(out), "--retry-failed"]) == 1
     rows = {r["id"]: r for r in csv.DictReader(open(out / "results.csv"))}
     assert rows["bug"]["status"] == "ok" and rows["bad"]["status"] == "failed"

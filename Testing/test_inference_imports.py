@@ -38,14 +38,13 @@ print(json.dumps({"learned": result.learned, "classifier": [d["learned_ct_probab
 
 
 def test_registration_with_tqdm_sklearn_matplotlib_blocked_uses_the_learned_models(tmp_path):
-    from HeadRegistrationLib import cli
     from HeadRegistrationLib.data import phantom
-    cli.write_phantom(tmp_path, 1, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
+    phantom.write_phantom(tmp_path, 1, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
     run = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
                          timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     outcome = json.loads(run.stdout.strip().splitlines()[-1])
     assert outcome["learned"] and outcome["fixed"] == 1
     assert all(p is not None for p in outcome["classifier"])   # the network classified both
-    for stack in ("dataset", "training", "batch", "synthesis", "augmentation", "qa", "cli", "review"):
-        assert f"HeadRegistrationLib.{stack}" not in outcome["modules"], stack
+    for stack in ("learn", "data", "evaluate", "groundtruth", "cli", "core.batch", "core.qa"):
+        assert not any(m.startswith(f"HeadRegistrationLib.{stack}") for m in outcome["modules"]), stack

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from HeadRegistrationLib.core import geometry
+from HeadRegistrationLib.core import geometry, resources
 from HeadRegistrationLib.data import dataset, phantom
 from HeadRegistrationLib.register import network, prediction, symmetry
 from HeadRegistrationLib.register.ann import BayesianANN
@@ -106,7 +106,7 @@ def test_loading_refuses_what_does_not_fit(tmp_path):
     assert "ANN is missing" in broken()
 
 
-@pytest.mark.skipif(not (prediction.MODELS / "registration.json").exists(), reason="no shipped registration model")
+@pytest.mark.skipif(not (resources.models_folder() / "registration.json").exists(), reason="no shipped registration model")
 def test_shipped_model_registers_a_held_out_phantom():
     """Fresh copies of phantom-6, a test subject of the shipped model's set (its card),
     drawn as the set drew its copies: the learned prediction alone, from the images."""

@@ -19,7 +19,7 @@ pytest.importorskip("torch")
 @pytest.fixture(scope="module")
 def pair_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pair")
-    cli.write_phantom(folder, 0, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
+    phantom.write_phantom(folder, 0, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
     return folder
 
 

@@ -102,7 +102,7 @@ def test_two_peak_calibration_recovers_hounsfield_units(head_classes):
 def test_real_mr_gives_its_brain_and_a_ct_with_its_skull():
     """The Seg3D patient: the brain found in the MR against the sample's own brain mask, and
     the synthesised CT's bone against its skull mask."""
-    mr = dataset.working_copy(sitk.ReadImage(str(shared_file("seg3d_epilepsy/MR.nii.gz")), sitk.sitkFloat32))
+    mr = dataset.at_working_spacing(sitk.ReadImage(str(shared_file("seg3d_epilepsy/MR.nii.gz")), sitk.sitkFloat32))
     skull = sitk.ReadImage(str(shared_file("seg3d_epilepsy/Skull.nrrd")))
     brain = sitk.ReadImage(str(shared_file("seg3d_epilepsy/Brain.nrrd")))
     on_mr = [sitk.GetArrayFromImage(sitk.Resample(mask, mr, sitk.Transform(), sitk.sitkNearestNeighbor)).astype(bool)
@@ -117,7 +117,7 @@ def test_template_carried_onto_another_head_puts_bone_on_its_skull():
     """Colin27 lies in MNI space: the scct template carried onto it by the affine MR-to-MR
     registration must match the template simply resampled there."""
     templates = dataset.read_templates(shared_file("templates").parent)
-    colin = dataset.working_copy(sitk.ReadImage(str(shared_file("templates/ch2.nii.gz")), sitk.sitkFloat32))
+    colin = dataset.at_working_spacing(sitk.ReadImage(str(shared_file("templates/ch2.nii.gz")), sitk.sitkFloat32))
     carried = sitk.GetArrayFromImage(synthesis.carry_template(colin, *templates))
     direct = sitk.GetArrayFromImage(sitk.Resample(templates[1], colin, sitk.Transform(), sitk.sitkLinear, -1000.0))
     assert _dice(carried > synthesis.BONE_HU, direct > synthesis.BONE_HU) > 0.6

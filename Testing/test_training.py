@@ -10,21 +10,9 @@ import pytest
 import torch
 
 from HeadRegistrationLib.core import resources
-from HeadRegistrationLib.data import dataset
 from HeadRegistrationLib.learn import training
 from HeadRegistrationLib.register import network
 from HeadRegistrationLib.core.errors import HeadRegError
-
-TINY = {"copies": 4, "seed": 0, "grid_size": [16, 16, 16], "grid_spacing_mm": 16.0, "max_angle_deg": 15.0,
-        "max_shift_mm": 5.0, "center_jitter_mm": 5.0}
-
-
-@pytest.fixture(scope="module")
-def tiny_set(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny")
-    dataset.build(folder, dataset.phantom_subjects(3), TINY)
-    return folder
-
 
 def test_networks_have_the_papers_shapes():
     pair = torch.zeros(2, 2, 32, 32, 32)

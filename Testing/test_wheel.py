@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_wheel_installs_the_models_and_registers_with_them(tmp_path):
-    from HeadRegistrationLib import cli
     from HeadRegistrationLib.data import phantom
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                             "-w", str(tmp_path / "wheel"), str(ROOT)], capture_output=True, text=True, timeout=600)
@@ -25,7 +24,7 @@ def test_the_wheel_installs_the_models_and_registers_with_them(tmp_path):
     assert install.returncode == 0, install.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "site" / "HeadRegistrationLib" / "models").iterdir()) == [
         "modality.json", "modality.pt", "registration-ann.npz", "registration.json", "registration.pt"]
-    cli.write_phantom(tmp_path / "pair", 2, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
+    phantom.write_phantom(tmp_path / "pair", 2, None, None, phantom.CT_GRID, phantom.MR_GRID, False, False)
     # Run from elsewhere, the installed copy first on the path (before this checkout's editable install).
     environment = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     script = ("import sys, HeadRegistrationLib, HeadRegistrationLib.cli as c; print(HeadRegistrationLib.__file__);"

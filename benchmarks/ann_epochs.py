@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from HeadRegistrationLib.register import ann
-from train_registration import errors, r_squared   # benchmarks/ beside this file
+from HeadRegistrationLib.learn.shipping import parameter_errors, r_squared
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
         for split in ("validation", "test"):
             truth = data[f"{split}_parameters"].astype(np.float64)
             predicted = model.predict(data[f"{split}_features"])
-            rotation, translation = errors(predicted, truth)
+            rotation, translation = parameter_errors(predicted, truth)
             print(f"{epochs} epochs, {split}: R^2 overall {r_squared(predicted, truth)[1]:.3f}, rotation median "
                   f"{np.median(rotation):.2f} deg, translation median {np.median(translation):.2f} mm", flush=True)
 

@@ -28,7 +28,7 @@ from sklearn.svm import SVR
 from HeadRegistrationLib.core import geometry
 from HeadRegistrationLib.learn import training
 from HeadRegistrationLib.register import ann, network
-from train_registration import r_squared   # benchmarks/ beside this file
+from HeadRegistrationLib.learn.shipping import r_squared
 
 
 def per_parameter(make, x, y, x_test):

@@ -18,7 +18,7 @@ import torch
 
 from HeadRegistrationLib.core import geometry
 from HeadRegistrationLib.learn import training
-from train_registration import r_squared   # benchmarks/ beside this file
+from HeadRegistrationLib.learn.shipping import r_squared
 
 
 def main() -> None:

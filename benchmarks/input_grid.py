@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from HeadRegistrationLib.learn import training
-from train_registration import errors, r_squared   # benchmarks/ beside this file
+from HeadRegistrationLib.learn.shipping import parameter_errors, r_squared
 
 
 def network_ms(model: torch.nn.Module, size: tuple[int, int, int]) -> float:
@@ -45,7 +45,7 @@ def main() -> None:
         test = training.PairExamples(args.set, "test", args.index, settings["pool"])
         truth = test.examples.parameters.astype(np.float64)
         predicted = training.predict(model, test, torch.device("cpu")).astype(np.float64)
-        rotation, translation = errors(predicted, truth)
+        rotation, translation = parameter_errors(predicted, truth)
         size = tuple(test[0][0].shape[1:])
         print(f"| {size[0]}^3 (pool {settings['pool']}) | {r_squared(predicted, truth)[1]:.3f} | {np.median(rotation):.2f} deg "
               f"({np.percentile(rotation, 90):.2f}) | {np.median(translation):.2f} mm ({np.percentile(translation, 90):.2f}) "

@@ -17,21 +17,8 @@ import time
 import numpy as np
 import torch
 
-from HeadRegistrationLib.core import geometry
 from HeadRegistrationLib.learn import training
-
-
-def errors(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rotation = np.array([geometry.rotation_error_deg(geometry.matrix_from_parameters(p),
-                                                     geometry.matrix_from_parameters(t))
-                         for p, t in zip(predicted, truth)])
-    return rotation, np.linalg.norm(predicted[:, 3:] - truth[:, 3:], axis=1)
-
-
-def r_squared(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, float]:
-    """R^2 per parameter and over all six (the benchmarks share this and ``errors``)."""
-    residual, spread = (predicted - truth) ** 2, (truth - truth.mean(0)) ** 2
-    return 1 - residual.sum(0) / spread.sum(0), float(1 - residual.sum() / spread.sum())
+from HeadRegistrationLib.learn.shipping import parameter_errors, r_squared
 
 
 def main() -> None:
@@ -66,7 +53,7 @@ def main() -> None:
         seconds = (time.perf_counter() - began) / len(examples)
         truth = examples.examples.parameters
         for name, guess in (("DCNN", predicted), ("no correction", np.zeros_like(truth))):
-            rotation, translation = errors(guess, truth)
+            rotation, translation = parameter_errors(guess, truth)
             print(f"{split} ({len(examples)} examples, {', '.join(examples.examples.subjects)}), {name}: rotation "
                   f"median {np.median(rotation):.2f} deg (p90 {np.percentile(rotation, 90):.2f}), translation median "
                   f"{np.median(translation):.2f} mm (p90 {np.percentile(translation, 90):.2f}); R^2 "

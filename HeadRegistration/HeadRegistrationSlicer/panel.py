@@ -47,19 +47,14 @@ def progressState(stage: str, fraction: float) -> tuple:
 
 
 def outcomeText(output: HeadRegistrationOutput) -> str:
-    """Roles, modality confidence, quality and warnings for the results label
-    (``modalities`` are in input order, like ``fixed_index``)."""
+    """The results label: roles with their probabilities and the quality (as ``headreg
+    register`` prints them), the warnings, and the transform node written."""
+    from HeadRegistrationLib.register import autoregister  # on first use, not when Slicer loads the module
+
     result = output.registration
-    roles = (("Fixed", output.fixedVolume, result.fixed_index),
-             ("Moving", output.movingVolume, 1 - result.fixed_index))
-    lines = []
-    for role, node, index in roles:
-        decision = result.modalities[index]
-        lines.append(f"{role}: {node.GetName()}, {decision['modality']} (p = {decision['probability']:.3f})")
-    quality = result.quality
-    if quality:
-        lines.append(f"Quality: head Dice {quality['head_dice']:.3f}, "
-                     f"{'confident' if quality['confident'] else 'LOW CONFIDENCE'}")
+    names = [None, None]
+    names[result.fixed_index], names[1 - result.fixed_index] = output.fixedVolume.GetName(), output.movingVolume.GetName()
+    lines = autoregister.describe(result, names)
     lines.extend(f"Warning: {warning}" for warning in result.warnings)
     lines.append(f"Transform: {output.outputTransform.GetName()}")
     return "\n".join(lines)

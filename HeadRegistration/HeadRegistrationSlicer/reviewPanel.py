@@ -13,7 +13,7 @@ import slicer
 
 from HeadRegistrationLib.core import transform_io
 from HeadRegistrationLib.evaluate import review
-from HeadRegistrationLib.core.errors import HeadRegError
+from HeadRegistrationLib.core.errors import HeadRegError, one_line
 
 from . import mrml
 
@@ -117,7 +117,7 @@ class HeadRegistrationReview:
                 self._show(pair)
             except Exception as error:  # any reader's failure: skip the pair, keep the review going
                 self.clear()
-                self.problems[pair.id] = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+                self.problems[pair.id] = one_line(error)
                 logger.warning(f"review: pair {pair.id} skipped: {self.problems[pair.id]}")
                 continue
             self.current = pair

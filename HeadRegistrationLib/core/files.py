@@ -97,3 +97,15 @@ def write_atomically(path, write: Callable[[str], None]) -> Path:
 def write_image(image: sitk.Image, path, compress: bool = True) -> Path:
     """Write a SimpleITK image atomically (format from the file name)."""
     return write_atomically(path, lambda p: sitk.WriteImage(image, p, compress))
+
+
+def write_csv(path, columns, rows) -> None:
+    """A CSV of ``rows`` (dicts; other keys ignored, missing ones empty), written atomically."""
+    import csv
+
+    def write(temporary):
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    write_atomically(path, write)

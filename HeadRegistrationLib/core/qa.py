@@ -45,17 +45,22 @@ def _window(values: np.ndarray) -> np.ndarray:
     return np.clip((values - low) / max(high - low, 1e-6), 0, 1)
 
 
+def _figure_and_axes():
+    """A figure of two rows of three planes, drawn off screen (a matplotlib Figure, not
+    pyplot: no backend is chosen and nothing global changes)."""
+    from matplotlib.figure import Figure   # only pictures need matplotlib
+
+    figure = Figure(figsize=(11, 7.6))
+    return figure, figure.subplots(2, 3)
+
+
 def overlay_figure(fixed: sitk.Image, moving: sitk.Image, fixed_to_moving, path, title: str = "",
                    center=None, tile_mm: float = 20.0):
     """Write a PNG: top row, the fixed image in grey with the moving image (through
     ``fixed_to_moving``) in colour; bottom row, a checkerboard of the two."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if center is None:
         center = geometry.grid_center(fixed)
-    figure, axes = plt.subplots(2, 3, figsize=(11, 7.6))
+    figure, axes = _figure_and_axes()
     for column, plane in enumerate(PLANES):
         fixed_slice = _window(plane_slice(fixed, center, plane, default=-1e9))
         moving_raw = plane_slice(moving, center, plane, fixed_to_moving, default=-1e9)
@@ -70,20 +75,15 @@ def overlay_figure(fixed: sitk.Image, moving: sitk.Image, fixed_to_moving, path,
     figure.suptitle(title or "fixed (grey) with moving (colour) / checkerboard", fontsize=10)
     figure.tight_layout()
     write_atomically(path, lambda p: figure.savefig(p, dpi=80, format="png"))
-    plt.close(figure)
 
 
 def bone_edge_figure(mr: sitk.Image, ct: sitk.Image, path, fixed_to_moving=None, title: str = "",
                      center=None, bone_hu: float = 250.0):
     """Write a PNG of a CT/MR pair: top row the MR in grey with the CT's bone edges
     (``bone_hu`` contour) in red, bottom row the CT alone (window -200..1500 HU)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if center is None:
         center = geometry.grid_center(mr)
-    figure, axes = plt.subplots(2, 3, figsize=(11, 7.6))
+    figure, axes = _figure_and_axes()
     for column, plane in enumerate(PLANES):
         mr_slice = plane_slice(mr, center, plane, default=-1e9)
         ct_slice = plane_slice(ct, center, plane, fixed_to_moving, default=-1000.0)
@@ -97,4 +97,3 @@ def bone_edge_figure(mr: sitk.Image, ct: sitk.Image, path, fixed_to_moving=None,
     figure.suptitle(title or f"MR with CT bone edges ({bone_hu:.0f} HU) / CT", fontsize=10)
     figure.tight_layout()
     write_atomically(path, lambda p: figure.savefig(p, dpi=80, format="png"))
-    plt.close(figure)

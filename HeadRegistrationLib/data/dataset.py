@@ -117,7 +117,7 @@ def ct_in_hounsfield(image: sitk.Image, units: str) -> sitk.Image:
     raise HeadRegError(f"unknown CT units {units!r}: choose hu, hu_plus_1024, cormack or two_peaks")
 
 
-def working_copy(image: sitk.Image) -> sitk.Image:
+def at_working_spacing(image: sitk.Image) -> sitk.Image:
     """The image at ``WORKING_SPACING_MM`` where it is finer, as it is where it is not."""
     if min(image.GetSpacing()) >= WORKING_SPACING_MM:
         return sitk.Cast(image, sitk.sitkFloat32)
@@ -139,7 +139,7 @@ def prepare_subject(subject: dict, templates: tuple[sitk.Image, sitk.Image] | No
         prepared["classes"].CopyInformation(labels)
         reference = prepared["classes"]
     elif kind == "mr":
-        mr = working_copy(_read(subject, "mr"))
+        mr = at_working_spacing(_read(subject, "mr"))
         skull = sitk.ReadImage(str(Path(subject["data_dir"]) / subject["skull"])) if "skull" in subject else None
         template_hu = None
         if skull is None and templates is not None:
@@ -148,11 +148,11 @@ def prepare_subject(subject: dict, templates: tuple[sitk.Image, sitk.Image] | No
                         classes=synthesis.classes_from_mr(mr, subject["weighting"], skull, template_hu))
         reference = mr
     elif kind == "ct":
-        ct = working_copy(ct_in_hounsfield(_read(subject, "ct"), subject["ct_units"]))
+        ct = at_working_spacing(ct_in_hounsfield(_read(subject, "ct"), subject["ct_units"]))
         prepared.update(ct=ct, classes=synthesis.classes_from_ct(ct))
         reference = ct
     elif kind == "pair":
-        mr = working_copy(_read(subject, "mr"))
+        mr = at_working_spacing(_read(subject, "mr"))
         ct = sitk.Resample(ct_in_hounsfield(_read(subject, "ct"), subject["ct_units"]), mr, sitk.Transform(),
                            sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
         prepared.update(mr=mr, ct=ct)
@@ -364,3 +364,15 @@ class TrainingSet:
 
     def volumes(self, i: int) -> np.ndarray:
         return np.load(self.folder / self.rows[i]["volumes"], mmap_mode="r").astype(np.float32)
+
+
+def splits_from(manifest_path) -> dict[str, str]:
+    """Subject -> split of another set's manifest.json, or of the set a model card names."""
+    try:
+        record = json.loads(Path(manifest_path).read_text())
+        subjects = record["subjects"] if "subjects" in record else record["data"]["subjects"]
+        return {s: v["split"] for s, v in subjects.items()}
+    except OSError as error:
+        raise HeadRegError(f"cannot read {manifest_path}: {error.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise HeadRegError(f"{manifest_path} is neither a training set's manifest.json nor a model card") from None

@@ -25,7 +25,11 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from ..core import geometry
+import os
+from pathlib import Path
+
+from ..core import geometry, transform_io
+from ..core.files import write_image
 from . import synthesis
 from ..core.errors import HeadRegError
 
@@ -421,3 +425,47 @@ def bone_dice(ct: sitk.Image, mr_labels: sitk.Image, fixed_to_moving, bone_hu: f
     mr_bone = np.isin(sitk.GetArrayViewFromImage(mr_labels), BONE_LABELS) & covered
     total = ct_bone.sum() + mr_bone.sum()
     return float(2.0 * (ct_bone & mr_bone).sum() / total) if total else 0.0
+
+
+PAIR_FILES = ("mr.nii.gz", "ct.nii.gz", "truth.tfm")
+LABEL_FILES = ("mr_labels.nii.gz", "ct_labels.nii.gz")
+
+
+def write_steps(labels: bool) -> int:
+    """How many times ``write_phantom`` calls its ``progress``."""
+    return len(STAGES) + len(PAIR_FILES) + (len(LABEL_FILES) if labels else 0)
+
+
+def write_phantom(outdir: Path, seed: int, rotation: float | None, translation: float | None,
+                  ct_grid: dict = CT_GRID, mr_grid: dict = MR_GRID, labels: bool = False, overwrite: bool = False,
+                  progress: Callable[[str], None] | None = None) -> PhantomPair:
+    """Generate a phantom pair and write mr.nii.gz, ct.nii.gz, truth.tfm (and with ``labels``
+    the label maps) into ``outdir``; all files appear together, or none does."""
+    outdir = Path(outdir)
+    names = list(PAIR_FILES) + (list(LABEL_FILES) if labels else [])
+    if outdir.exists() and not outdir.is_dir():
+        raise HeadRegError(f"{outdir} exists and is not a folder")
+    existing = [n for n in names if (outdir / n).exists()]
+    if existing and not overwrite:
+        raise HeadRegError(f"{outdir} already holds {', '.join(existing)} (use --overwrite to replace)")
+    report = progress or (lambda stage: None)
+    pair = make_phantom_pair(seed, rotation, translation, ct_grid, mr_grid, progress=report)
+    outdir.mkdir(parents=True, exist_ok=True)
+    staging = outdir / f".partial-{os.getpid()}"
+    staging.mkdir(exist_ok=True)
+    try:
+        images = {"mr.nii.gz": pair.mr, "ct.nii.gz": pair.ct,
+                  "mr_labels.nii.gz": pair.mr_labels, "ct_labels.nii.gz": pair.ct_labels}
+        for name in names:
+            if name == "truth.tfm":
+                transform_io.write_transform(pair.truth, staging / name, center=pair.rotation_center)
+            else:
+                write_image(images[name], staging / name)
+            report(f"wrote {name}")
+        for name in names:
+            os.replace(staging / name, outdir / name)
+    finally:
+        for leftover in staging.glob("*"):
+            leftover.unlink()
+        staging.rmdir()
+    return pair

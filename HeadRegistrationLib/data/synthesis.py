@@ -113,7 +113,7 @@ def carry_template(mr: sitk.Image, template_mr: sitk.Image, template_ct_hu: sitk
                    mr_mask: sitk.Image | None = None) -> sitk.Image:
     """The template CT (HU) on ``mr``'s grid, after an affine registration of the template
     MR (aligned with the template CT) onto ``mr``: a rigid start from the symmetry frames
-    and MI (``reference.ground_truth``), then an affine MI refinement on 4 mm copies."""
+    and MI (``groundtruth.reference.ground_truth``), then an affine MI refinement on 4 mm copies."""
     from ..groundtruth.reference import ground_truth
     mr_mask = symmetry.head_mask(mr) if mr_mask is None else mr_mask
     rigid = ground_truth(mr, template_mr, "accurate", use_symmetry=True).matrix

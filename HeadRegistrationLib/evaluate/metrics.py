@@ -96,12 +96,11 @@ def markdown(table: list[dict]) -> str:
 
 def plot(records: list[dict], path) -> None:
     """Mean TRE over the head against the initial rotation, log scale, the 2 mm success line."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure   # drawn off screen: no pyplot, no backend chosen
 
     from ..core.files import write_atomically
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axes = figure.subplots()
     axes.scatter([r["initial_rotation_deg"] for r in records], [max(r["tre_mean_mm"], 1e-3) for r in records],
                  c=["tab:green" if r["tre_mean_mm"] < SUCCESS_MM else "tab:red" for r in records])
     axes.axhline(SUCCESS_MM, color="grey", linestyle="--", label=f"success: mean TRE < {SUCCESS_MM:g} mm")
@@ -110,4 +109,3 @@ def plot(records: list[dict], path) -> None:
     axes.legend()
     figure.tight_layout()
     write_atomically(path, lambda p: figure.savefig(p, format="png", dpi=100))
-    plt.close(figure)

@@ -89,9 +89,8 @@ def load_models(model_folder=None, device: str = "auto"):
     ``model_folder``, on ``device``."""
     from . import classifier, prediction
     where = torch_device(device)
-    folder = prediction.MODELS if model_folder is None else model_folder
-    model = classifier.load_model(folder).to(where)
-    learned = prediction.load_learned(folder)
+    model = classifier.load_model(model_folder).to(where)
+    learned = prediction.load_learned(model_folder)
     learned.network.to(where)
     return model, learned
 
@@ -153,7 +152,7 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
         if cancelled is not None and cancelled():
             raise Cancelled()
 
-    def report(stage, done=0.0):
+    def stage_begins(stage, done=0.0):
         check()
         if progress is not None:
             progress(stage, overall_fraction(stage, done))
@@ -180,17 +179,17 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
     image_a, image_b = working
     with ThreadPoolExecutor(1) as loader:   # PyTorch loads the models while ITK works on the images
         loading = loader.submit(load_models, model_folder, device) if models is None else None
-        report("head masks and symmetry frames")
+        stage_begins("head masks and symmetry frames")
         masks = [symmetry.head_mask(image, MASK_SPACING_MM) for image in (image_a, image_b)]
         for name, image, mask in zip(names, (image_a, image_b), masks):
             check_head(image, mask, name)
         frames = [symmetry.symmetry_frame(image, mask) for image, mask in zip((image_a, image_b), masks)]
         lap("frames")
-        report("loading the models")
+        stage_begins("loading the models")
         classifier_model, learned = models if loading is None else loading.result()
     lap("models")   # the wait for them, beyond the frames
 
-    report("modality")
+    stage_begins("modality")
     decisions = decide_modalities((image_a, image_b), classifier_model, [f.center for f in frames], masks)
     fixed_index, role_warnings = assign_roles([d["ct_probability"] for d in decisions],
                                               [f"{name}: {d['reason']}" for name, d in zip(names, decisions)])
@@ -209,11 +208,11 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
         return prediction.predict_transform(learned, fixed, moving, fixed_frame.center, start=start)
 
     found = search.search(fixed, moving, fixed_mask, moving_mask, fixed_frame, moving_frame, where, correct,
-                          effort, refine, report, check=check)
+                          effort, refine, stage_begins, check=check)
     seconds.update(found.seconds)
     clock = time.perf_counter()
 
-    report("quality check")
+    stage_begins("quality check")
     measures = quality.measure(found, fixed_mask, moving_mask)
     warnings += measures.pop("warnings")
     measures["roles_certain"] = not role_warnings
@@ -221,6 +220,19 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
     lap("quality")
     return AutoRegistration(found.chosen.matrix, fixed_index, tuple(decisions), measures, warnings, seconds,
                             [c.record() for c in found.candidates], learned=True)
+
+
+def describe(result: AutoRegistration, names) -> list[str]:
+    """The roles found, with their probabilities, and the quality, as lines for a person
+    (``names`` name the inputs in their order; the CLI and the Slicer panel show these)."""
+    lines = []
+    for role, index in (("Fixed", result.fixed_index), ("Moving", 1 - result.fixed_index)):
+        decision = result.modalities[index]
+        lines.append(f"{role}: {names[index]}, {decision['modality']} (p = {decision['probability']:.3f})")
+    if result.quality:
+        lines.append(f"Quality: head Dice {result.quality['head_dice']:.3f}, "
+                     f"{'confident' if result.quality['confident'] else 'LOW CONFIDENCE'}")
+    return lines
 
 
 def report(result: AutoRegistration, paths, settings: dict) -> dict:

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from .. import __version__
 from ..core.resources import models_folder
@@ -30,7 +29,6 @@ from ..core.errors import HeadRegError
 LABELS = ("MR", "CT")
 POOL = 2
 GRID_SIZE, GRID_SPACING_MM = (64, 64, 64), 4.0
-MODELS = models_folder()
 MODEL_NAME = "modality"
 
 
@@ -40,7 +38,8 @@ def normalise_any(volume: np.ndarray) -> np.ndarray:
     return np.clip((volume - low) / max(float(high - low), 1e-6), 0.0, 1.5).astype(np.float32)
 
 
-def _pool(volume: np.ndarray) -> torch.Tensor:
+def pooled(volume: np.ndarray) -> torch.Tensor:
+    """A grid volume average-pooled by POOL, with a channel axis."""
     return torch.nn.functional.avg_pool3d(torch.from_numpy(np.ascontiguousarray(volume))[None, None], POOL)[0]
 
 
@@ -49,78 +48,16 @@ def classifier_input(image: sitk.Image, center=None) -> torch.Tensor:
     (``center``: the head's centre, from its symmetry frame when not given)."""
     center = symmetry.symmetry_frame(image).center if center is None else center
     grid = preprocessing.network_grid(center, GRID_SIZE, GRID_SPACING_MM)
-    return _pool(normalise_any(preprocessing.on_grid(image, grid)))
-
-
-class SingleVolumes(Dataset):
-    """Each example of a set split into its MR (label 0) and CT (label 1) volumes."""
-
-    def __init__(self, folder, split: str, index: str = "index.csv"):
-        from ..data import dataset   # training only: inference never imports the data stack
-        self.examples = dataset.TrainingSet(folder, split, index)
-
-    def __len__(self) -> int:
-        return 2 * len(self.examples)
-
-    def __getitem__(self, i: int):
-        volume = np.asarray(self.examples.volumes(i // 2)[i % 2])
-        return _pool(normalise_any(volume)), i % 2
-
-
-def metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
-    """The paper's Table 3 with CT as the positive class: accuracy, sensitivity, specificity,
-    precision, F-measure and G-mean."""
-    tp, tn = int(np.sum((predicted == 1) & (truth == 1))), int(np.sum((predicted == 0) & (truth == 0)))
-    fp, fn = int(np.sum((predicted == 1) & (truth == 0))), int(np.sum((predicted == 0) & (truth == 1)))
-    sensitivity = tp / max(tp + fn, 1)
-    specificity = tn / max(tn + fp, 1)
-    precision = tp / max(tp + fp, 1)
-    return {"accuracy": (tp + tn) / max(len(truth), 1), "sensitivity": sensitivity, "specificity": specificity,
-            "precision": precision, "f_measure": 2 * precision * sensitivity / max(precision + sensitivity, 1e-12),
-            "g_mean": float(np.sqrt(sensitivity * specificity)), "counts": {"tp": tp, "tn": tn, "fp": fp, "fn": fn}}
-
-
-def train_classifier(folder, epochs: int = 6, batch_size: int = 16, learning_rate: float = 1e-2, seed: int = 0,
-                     widths=network.DEFAULT_WIDTHS, index: str = "index.csv") -> tuple[network.ModalityNet, dict]:
-    """Train on the set's training subjects (SGD, momentum 0.9, cross-entropy, CPU); returns
-    the model and the metrics on its validation and test subjects."""
-    torch.manual_seed(seed)
-    model = network.ModalityNet(widths)
-    optimiser = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9)
-    train = SingleVolumes(folder, "train", index)
-    generator = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        model.train()
-        for volumes, labels in DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator):
-            loss = torch.nn.functional.cross_entropy(model(volumes), labels)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-    results = {}
-    for split in ("validation", "test"):
-        held_out = SingleVolumes(folder, split, index)
-        if len(held_out):
-            predicted, truth = predict_set(model, held_out)
-            results[split] = {"subjects": held_out.examples.subjects, **metrics(predicted, truth)}
-    return model, results
-
-
-@torch.no_grad()
-def predict_set(model: network.ModalityNet, volumes: SingleVolumes) -> tuple[np.ndarray, np.ndarray]:
-    model.eval()
-    predicted, truth = [], []
-    for batch, labels in DataLoader(volumes, batch_size=32):
-        predicted.append(model(batch).argmax(dim=1).numpy())
-        truth.append(labels.numpy())
-    return np.concatenate(predicted), np.concatenate(truth)
+    return pooled(normalise_any(preprocessing.on_grid(image, grid)))
 
 
 # ---------------------------------------------------------------- shipped weights
 
-def save_model(model: network.ModalityNet, widths, card: dict, folder=MODELS, name: str = MODEL_NAME) -> None:
+def save_model(model: network.ModalityNet, widths, card: dict, folder=None, name: str = MODEL_NAME) -> None:
     """``<name>.pt`` (a state dict, loadable with ``weights_only=True``) and ``<name>.json``
-    (the model card: format, widths, data, settings, metrics, date)."""
-    folder = Path(folder)
+    (the model card: format, widths, data, settings, metrics, date) into ``folder`` (the
+    shipped models when None)."""
+    folder = models_folder() if folder is None else Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), folder / f"{name}.pt")
     card = {"model": "ModalityNet", "format": 1, "headregistration": __version__, "widths": list(widths),
@@ -130,10 +67,10 @@ def save_model(model: network.ModalityNet, widths, card: dict, folder=MODELS, na
     (folder / f"{name}.json").write_text(json.dumps(card, indent=2))
 
 
-def load_model(folder=MODELS, name: str = MODEL_NAME) -> network.ModalityNet:
-    """The shipped classifier; a clear error when it is missing, of another format, or its
-    weights do not fit the network the card describes."""
-    folder = Path(folder)
+def load_model(folder=None, name: str = MODEL_NAME) -> network.ModalityNet:
+    """The classifier in ``folder`` (the shipped one when None); a clear error when it is
+    missing, of another format, or its weights do not fit the network the card describes."""
+    folder = models_folder() if folder is None else Path(folder)
     card_path, weights_path = folder / f"{name}.json", folder / f"{name}.pt"
     if not (card_path.exists() and weights_path.exists()):
         raise HeadRegError(f"the modality model is missing: expected {weights_path} and {card_path}")

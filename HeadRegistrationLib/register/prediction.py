@@ -27,7 +27,6 @@ from .ann import BayesianANN
 from ..core.errors import HeadRegError
 from ..core.files import write_atomically
 
-MODELS = models_folder()
 MODEL_NAME = "registration"
 FORMAT = 1
 
@@ -86,11 +85,11 @@ def predict_transform(learned: LearnedRegistration, fixed_mr: sitk.Image, moving
 
 # ---------------------------------------------------------------- shipping and loading
 
-def save_learned(model: network.RegistrationNet, ann: BayesianANN | None, card: dict, folder=MODELS,
+def save_learned(model: network.RegistrationNet, ann: BayesianANN | None, card: dict, folder=None,
                  name: str = MODEL_NAME) -> None:
     """Weights, ANN arrays and the model card ``card`` (which must hold ``input``: grid_size,
-    grid_spacing_mm, pool) into ``folder``."""
-    folder = Path(folder)
+    grid_spacing_mm, pool) into ``folder`` (the shipped models when None)."""
+    folder = models_folder() if folder is None else Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), folder / f"{name}.pt")
     if ann is not None:
@@ -106,10 +105,10 @@ def save_learned(model: network.RegistrationNet, ann: BayesianANN | None, card: 
     write_atomically(folder / f"{name}.json", lambda path: Path(path).write_text(json.dumps(full, indent=2)))
 
 
-def load_learned(folder=MODELS, name: str = MODEL_NAME) -> LearnedRegistration:
-    """The shipped registration model; a clear error when a file is missing, of another
-    format, or does not fit the network its card describes."""
-    folder = Path(folder)
+def load_learned(folder=None, name: str = MODEL_NAME) -> LearnedRegistration:
+    """The registration model in ``folder`` (the shipped one when None); a clear error when
+    a file is missing, of another format, or does not fit the network its card describes."""
+    folder = models_folder() if folder is None else Path(folder)
     card_path, weights_path = folder / f"{name}.json", folder / f"{name}.pt"
     if not (card_path.exists() and weights_path.exists()):
         raise HeadRegError(f"the registration model is missing: expected {weights_path} and {card_path}")

@@ -8,8 +8,8 @@ against ground truth only).
   one is carried onto the fixed one, counted only where both fields of view reach. Two
   views of one head overlap well whatever the modalities; a flipped or shifted result
   does not.
-* ``runner_up_mi_gap``: how much worse (relative MI on the search's 3 mm copies, where
-  each was optimised) the best other solution is than the result, among them the result's
+* ``runner_up_mi_gap``: how much worse (relative MI at the search's fine level, points
+  ``search.FINE_MM`` apart, where each was optimised) the best other solution is than the result, among them the result's
   mirror alternatives. Near zero, two different answers fit the images almost equally: a
   symmetric ambiguity.
 * ``overlap``: the fraction of the fixed head inside the moving image's field of view.

@@ -11,7 +11,7 @@ LPS millimetres. Aligning two heads by their frames is ``F_moving @ P @ inv(F_fi
 (fixed -> moving). PCA fixes the axes only up to sign, and their order only when the
 variances differ; ``P`` runs over the 24 proper rotations that permute and flip the
 axes (``AXIS_PERMUTATIONS``), and the caller picks by mutual information after a short
-optimisation from each plausible one (``reference.screen_starts``): anatomy that PCA
+optimisation from each plausible one (the starts of ``search.search``): anatomy that PCA
 cannot see (face in front, neck below) decides. Images are not resampled into the
 frame: registration works on the originals and starts from the frame alignment.
 """

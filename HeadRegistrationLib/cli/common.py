@@ -1,0 +1,53 @@
+"""What the subcommands share: exit codes, the progress bar, reading a volume argument."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core import volume_io
+from ..core.errors import HeadRegError
+
+LOW_CONFIDENCE = 3   # exit code: the result was written but the quality check failed (DESIGN.md)
+
+
+def progress_bar(total: int, description: str):
+    """A progress bar on stderr (hidden when stderr is not a terminal and HEADREG_PROGRESS is unset)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="step", file=sys.stderr, leave=False,
+                disable=None if "HEADREG_PROGRESS" not in os.environ else False)
+
+
+def read_volume(path: Path, args) -> sitk.Image:
+    """A volume given on the command line; ``--series`` picks the series of a DICOM folder."""
+    series = getattr(args, "series", None)
+    if series and Path(path).is_dir():
+        found = [uid for uid in series if uid in volume_io.series_in(path)]
+        return volume_io.read_volume(path, found[0] if found else series[0])
+    return volume_io.read_volume(path)
+
+
+def add_series(parser) -> None:
+    parser.add_argument("--series", action="append", metavar="UID",
+                        help="the DICOM series to read from a folder that holds several (repeat for each folder)")
+
+
+def grid(size, spacing, name) -> dict:
+    """A phantom grid from --NAME-size and --NAME-spacing."""
+    if any(n < 2 for n in size):
+        raise HeadRegError(f"--{name}-size must be at least 2 voxels along each axis")
+    if not all(np.isfinite(spacing)) or any(s <= 0 for s in spacing):
+        raise HeadRegError(f"--{name}-spacing must be positive millimetres")
+    if np.prod(size, dtype=float) > volume_io.MAX_VOXELS:
+        raise HeadRegError(f"--{name}-size {size} is too large (more than {volume_io.MAX_VOXELS} voxels)")
+    return {"size": tuple(size), "spacing": tuple(spacing)}
+
+
+def print_warnings(warnings, prefix: str = "warning: ") -> None:
+    for warning in warnings:
+        print(f"{prefix}{warning}", file=sys.stderr)

@@ -8,9 +8,9 @@ import sys
 
 from .. import __version__
 from ..core.errors import HeadRegError
-from . import dataset, demo, evaluate, groundtruth, info, modality, phantom, register, synth, train
+from . import batch, dataset, demo, evaluate, groundtruth, info, modality, phantom, register, synth, train
 
-COMMANDS = (phantom, info, demo, groundtruth, synth, dataset, register, evaluate, modality, train)
+COMMANDS = (phantom, info, demo, groundtruth, synth, dataset, register, batch, evaluate, modality, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,3 +51,17 @@ def grid(size, spacing, name) -> dict:
 def print_warnings(warnings, prefix: str = "warning: ") -> None:
     for warning in warnings:
         print(f"{prefix}{warning}", file=sys.stderr)
+
+
+def add_executor(parser) -> None:
+    """--workers and --scheduler: where a batch's tasks run (``core.batch.run_tasks``)."""
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes (default 1: this process); with --scheduler local, the cluster's")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the tasks on a Dask distributed scheduler (tcp://host:8786), or 'local' for a "
+                             "LocalCluster of --workers processes")
+
+
+def check_executor(args) -> None:
+    if args.workers < 1:
+        raise HeadRegError("--workers must be at least 1")

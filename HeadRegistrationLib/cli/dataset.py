@@ -10,6 +10,7 @@ import numpy as np
 from ..core.errors import HeadRegError
 from ..data import augmentation, dataset
 from ..register import preprocessing
+from .common import add_executor, check_executor
 
 
 def add_parser(commands) -> None:
@@ -31,13 +32,13 @@ def add_parser(commands) -> None:
                    metavar=("NX", "NY", "NZ"), help="network grid (64 64 64)")
     p.add_argument("--grid-spacing", type=float, default=preprocessing.DEFAULT_GRID_SPACING_MM, help="mm (4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and copies (default 0)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--fractions", default="0.6,0.2,0.2",
                    help="shares of the subjects for train, validation and test (default 0.6,0.2,0.2)")
     p.add_argument("--splits-from", type=Path, metavar="MANIFEST",
                    help="subjects named in this set's manifest.json (or the set of this model card, e.g. "
                         "HeadRegistrationLib/models/registration.json) keep their split; --fractions counts them and "
                         "places the others")
+    add_executor(p)
     p.set_defaults(run=run)
 
 
@@ -89,8 +90,7 @@ def _subjects(args) -> list[dict]:
 
 
 def run(args) -> int:
-    if args.workers < 1:
-        raise HeadRegError("--workers must be at least 1")
+    check_executor(args)
     copy_counts = counts(args.counts) if args.action == "sweep" else [args.copies]
     if min(copy_counts) < 1:
         raise HeadRegError("--copies must be at least 1")
@@ -104,7 +104,7 @@ def run(args) -> int:
                 "max_shift_mm": args.max_shift, "center_jitter_mm": 5.0}
     ids = {s["id"] for s in subjects}
     fixed_splits = {s: split for s, split in fixed_splits.items() if s in ids}   # only subjects of this build
-    manifest = dataset.build(args.out, subjects, settings, args.workers, fractions, fixed_splits)
+    manifest = dataset.build(args.out, subjects, settings, args.workers, fractions, fixed_splits, args.scheduler)
     splits = {s: manifest["subjects"][s]["split"] for s in manifest["subjects"]}
     if args.action == "sweep":
         for n in copy_counts:

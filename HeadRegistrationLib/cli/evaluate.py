@@ -8,7 +8,7 @@ from pathlib import Path
 from ..core import batch
 from ..core.errors import HeadRegError
 from ..evaluate import cases
-from .common import LOW_CONFIDENCE, progress_bar
+from .common import LOW_CONFIDENCE, add_executor, check_executor
 
 
 def add_parser(commands) -> None:
@@ -22,10 +22,12 @@ def add_parser(commands) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.add_argument("--no-refine", action="store_true", help="evaluate without the MI refinement")
     p.add_argument("--retry-failed", action="store_true", help="run again the cases recorded as failed")
+    add_executor(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    check_executor(args)
     if (args.cases is None) == (args.phantoms is None):
         raise HeadRegError("give a cases CSV (columns a,b,truth[,id]) or --phantoms N, not both")
     if args.phantoms is not None and args.phantoms < 1:
@@ -34,12 +36,11 @@ def run(args) -> int:
         raise HeadRegError(f"--out {args.out} exists and is not a folder")
     args.out.mkdir(parents=True, exist_ok=True)
     cases_csv = args.cases if args.cases is not None else cases.phantom_cases(args.phantoms, args.out)
-    rows = [{**row, "ab": (row["a"], row["b"])} for row in batch.read_pairs(cases_csv, ("a", "b", "truth"))]
-    with progress_bar(len(rows), "evaluate") as bar:
-        def failed_case(case_id, error):
-            print(f"headreg evaluate: {case_id}: error: {error}", file=sys.stderr)
-        records = cases.evaluate_cases(rows, args.out, not args.no_refine, args.retry_failed,
-                                       done=lambda: bar.update(1), failed=failed_case)
+    records = cases.evaluate_cases(batch.read_pairs(cases_csv, ("a", "b", "truth")), args.out, not args.no_refine,
+                                   args.retry_failed, args.workers, args.scheduler)
+    for record in records:
+        if record["status"] != "ok":
+            print(f"headreg evaluate: {record['id']}: error: {record['error']}", file=sys.stderr)
     text = cases.write_results(records, args.out)
     if text:
         print(text)

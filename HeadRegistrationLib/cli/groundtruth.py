@@ -11,7 +11,7 @@ from ..core import batch, geometry, qa, transform_io, volume_io
 from ..core.errors import HeadRegError
 from ..core.files import JSON_SUFFIXES, PICTURE_SUFFIXES, check_outputs, write_all, write_csv
 from ..groundtruth import reference
-from .common import LOW_CONFIDENCE, add_series, print_warnings, progress_bar, read_volume
+from .common import LOW_CONFIDENCE, add_executor, add_series, check_executor, print_warnings, progress_bar, read_volume
 
 SUMMARY_COLUMNS = ["id", "status", "fixed", "moving", "metric", "confident", "seconds", "warnings", "error"]
 
@@ -30,12 +30,12 @@ def add_parser(commands) -> None:
     p.add_argument("--qa", type=Path, metavar="PNG", help="also write a three-plane QA picture")
     p.add_argument("--pairs", type=Path, metavar="CSV", help="batch: CSV with columns fixed,moving[,id]")
     p.add_argument("--out", type=Path, metavar="DIR", help="batch: output folder")
-    p.add_argument("--workers", type=int, default=1, help="batch: worker processes (default 1)")
     p.add_argument("--preset", choices=reference.PRESETS, default="accurate",
                    help="optimiser settings: 'paper' (the paper's (1+1)-EO) or 'accurate' (default)")
     p.add_argument("--no-symmetry", action="store_true", help="optimise from the images as they lie")
     p.add_argument("--retry-failed", action="store_true", help="batch: run again the pairs recorded as failed")
     add_series(p)
+    add_executor(p)
     p.set_defaults(run=run)
 
 
@@ -78,15 +78,15 @@ def run_pair(args) -> int:
 def run_batch(args) -> int:
     if args.out is None:
         raise HeadRegError("give --out DIR for the batch's outputs")
-    if args.workers < 1:
-        raise HeadRegError("--workers must be at least 1")
+    check_executor(args)
     pairs = batch.read_pairs(args.pairs)
     args.out.mkdir(parents=True, exist_ok=True)
     for leftover in args.out.glob(".*.partial.*"):  # from an interrupted run
         leftover.unlink()
     tasks = [{**pair, "out": str(args.out.resolve()), "preset": args.preset, "symmetry": not args.no_symmetry,
               "retry_failed": args.retry_failed} for pair in pairs]
-    _, skipped = batch.run_tasks(tasks, reference.run_pair, reference.pair_done, args.workers)
+    _, skipped = batch.run_tasks(tasks, reference.run_pair, reference.pair_done, args.workers,
+                                 scheduler=args.scheduler)
     summary = [batch.read_json(reference.pair_outputs(t)["record"]) or {**t, "status": "not run"} for t in tasks]
     failed = [r for r in summary if r.get("status") != "ok"]
     write_csv(args.out / "summary.csv", SUMMARY_COLUMNS,

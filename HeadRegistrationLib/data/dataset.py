@@ -279,8 +279,9 @@ def build_subject(task: dict) -> dict:
 
 
 def build(out, subjects: list[dict], settings: dict, workers: int = 1, split_fractions=(0.6, 0.2, 0.2),
-          fixed_splits: dict | None = None) -> dict:
-    """Build (or resume) a training set under ``out``; returns the manifest."""
+          fixed_splits: dict | None = None, scheduler: str | None = None) -> dict:
+    """Build (or resume) a training set under ``out``, one task per subject (``workers``
+    and ``scheduler`` as ``core.batch.run_tasks``); returns the manifest."""
     out = Path(out)
     ids = [s["id"] for s in subjects]
     if len(set(ids)) != len(ids):
@@ -300,7 +301,7 @@ def build(out, subjects: list[dict], settings: dict, workers: int = 1, split_fra
     records, _ = batch.run_tasks(
         tasks, build_subject,
         lambda t: all(copy_paths(out, t["id"], k)["json"].exists() for k in range(settings["copies"])),
-        workers, "subjects", "subject")
+        workers, "subjects", "subject", scheduler)
     failed = [r for r in records if r.get("status") != "ok"]
     manifest = write_manifest(out, subjects, settings, splits)
     manifest["failed"] = [{"id": r["id"], "error": r.get("error")} for r in failed]

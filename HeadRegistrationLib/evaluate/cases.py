@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 import traceback
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -58,8 +57,9 @@ def evaluate_case(case: dict, models, refine: bool) -> dict:
     seconds = time.perf_counter() - began
     fixed, moving = images[result.fixed_index], images[1 - result.fixed_index]
     head = symmetry.head_mask(fixed)
-    record = {"status": "ok", "fixed": str(case["ab"][result.fixed_index]),
-              "moving": str(case["ab"][1 - result.fixed_index]), "seconds": seconds,
+    inputs = (case["a"], case["b"])
+    record = {"status": "ok", "fixed": str(inputs[result.fixed_index]),
+              "moving": str(inputs[1 - result.fixed_index]), "seconds": seconds,
               "initial_rotation_deg": geometry.rotation_error_deg(truth, np.eye(4)),
               "bin": metrics.rotation_bin(truth),
               **metrics.errors(head, truth, result.matrix, symmetry.symmetry_frame(fixed, head).center),
@@ -71,39 +71,45 @@ def evaluate_case(case: dict, models, refine: bool) -> dict:
     return record
 
 
-def evaluate_cases(cases: list[dict], out: Path, refine: bool = True, retry_failed: bool = False,
-                   done: Callable[[], None] | None = None,
-                   failed: Callable[[str, str], None] | None = None) -> list[dict]:
-    """Every case's record, each kept in OUT/cases/<id>.json (and the transform found in
-    <id>.tfm): a case recorded before is not run again (a failed one only with
-    ``retry_failed``); a failing case is recorded, a bug with its traceback, and the others
-    go on. ``done()`` after each case, ``failed(id, error)`` for each failure."""
-    models = autoregister.load_models()
-    (out / "cases").mkdir(parents=True, exist_ok=True)
-    records = []
-    for case in cases:
-        path = out / "cases" / f"{case['id']}.json"
-        record = batch.read_json(path)
-        if not record or (record.get("status") != "ok" and retry_failed):
-            try:
-                record = evaluate_case(case, models, refine)
-            except KeyboardInterrupt:
-                raise
-            except Exception as error:   # recorded (a bug with its traceback); the other cases go on
-                record = {"status": "failed", "error": one_line(error)}
-                if not isinstance(error, (HeadRegError, OSError)):
-                    record["traceback"] = traceback.format_exc()
-                if failed is not None:
-                    failed(case["id"], record["error"])
-            record = {"id": case["id"], "a": str(case["a"]), "b": str(case["b"]), "truth": str(case["truth"]),
-                      **record}
-            if record["status"] == "ok":  # the transform found, e.g. for a blind review against the truth
-                transform_io.write_transform(record["matrix_fixed_to_moving_lps"], path.with_suffix(".tfm"))
-            batch.write_json(record, path)
-        records.append(record)
-        if done is not None:
-            done()
-    return records
+def case_record_path(task: dict) -> Path:
+    return Path(task["out"]) / "cases" / f"{task['id']}.json"
+
+
+def case_done(task: dict) -> bool:
+    """Recorded before (a failure only counts as done without ``retry_failed``)."""
+    record = batch.read_json(case_record_path(task))
+    return bool(record) and (record.get("status") == "ok" or not task.get("retry_failed"))
+
+
+def run_case(task: dict) -> dict:
+    """One case as an independent task (``core.batch.run_tasks``): registered with the models
+    its worker loaded once, measured, and recorded in OUT/cases/<id>.json with the
+    transform found in <id>.tfm; a failure is recorded (a bug with its traceback)."""
+    path = case_record_path(task)
+    try:
+        record = evaluate_case(task, autoregister.shared_models(), task["refine"])
+    except Exception as error:   # recorded (a bug with its traceback); the other cases go on
+        record = {"status": "failed", "error": one_line(error)}
+        if not isinstance(error, (HeadRegError, OSError)):
+            record["traceback"] = traceback.format_exc()
+    record = {"id": task["id"], "a": str(task["a"]), "b": str(task["b"]), "truth": str(task["truth"]), **record}
+    if record["status"] == "ok":  # the transform found, e.g. for a blind review against the truth
+        transform_io.write_transform(record["matrix_fixed_to_moving_lps"], path.with_suffix(".tfm"))
+    batch.write_json(record, path)
+    return record
+
+
+def evaluate_cases(cases: list[dict], out: Path, refine: bool = True, retry_failed: bool = False, workers: int = 1,
+                   scheduler: str | None = None) -> list[dict]:
+    """Every case's record (``run_case``; where and how many at a time as
+    ``core.batch.run_tasks``): a case recorded before is not run again, a failed one only
+    with ``retry_failed``."""
+    (Path(out) / "cases").mkdir(parents=True, exist_ok=True)
+    tasks = [{**case, "out": str(Path(out).resolve()), "refine": refine, "retry_failed": retry_failed}
+             for case in cases]
+    batch.run_tasks(tasks, run_case, case_done, workers, "evaluate", "case", scheduler)
+    return [batch.read_json(case_record_path(task)) or {"id": task["id"], "a": task["a"], "b": task["b"],
+                                                         "status": "failed", "error": "not run"} for task in tasks]
 
 
 def write_results(records: list[dict], out: Path) -> str:

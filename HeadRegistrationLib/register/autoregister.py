@@ -12,6 +12,7 @@ registration process"; DESIGN.md, "Data flow of one registration").
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -86,13 +87,23 @@ def assign_roles(ct_probabilities, reasons=("", "")) -> tuple[int, list[str]]:
 
 def load_models(model_folder=None, device: str = "auto"):
     """(modality classifier, learned registration), the shipped ones or those of
-    ``model_folder``, on ``device``."""
+    ``model_folder``, on ``device``, in float64: float32 convolutions differ in their last
+    bits with the number of threads, and the search would carry that into the result, so
+    that the command line, Slicer and every batch executor give the same transform."""
+    import torch
+
     from . import classifier, prediction
     where = torch_device(device)
-    model = classifier.load_model(model_folder).to(where)
+    model = classifier.load_model(model_folder).to(where, torch.float64)
     learned = prediction.load_learned(model_folder)
-    learned.network.to(where)
+    learned.network.to(where, torch.float64)
     return model, learned
+
+
+@functools.lru_cache(maxsize=2)
+def shared_models(model_folder: str | None = None, device: str = "auto"):
+    """``load_models``, once per process: a batch worker registers all its pairs with them."""
+    return load_models(model_folder, device)
 
 
 def decide_modalities(images, classifier_model, centers, masks) -> list[dict]:

@@ -103,7 +103,8 @@ def decide(image: sitk.Image, model: network.ModalityNet, center=None,
     ``NETWORK_CAP``), and disagreement is a warning. ``center`` and ``head_mask``: the
     head's centre and mask (symmetry.head_mask) when the caller already has them."""
     model.eval()
-    volume = classifier_input(image, center)[None].to(next(model.parameters()).device)
+    weights = next(model.parameters())
+    volume = classifier_input(image, center)[None].to(weights.device, weights.dtype)
     p_ct = float(torch.softmax(model(volume), dim=1)[0, 1])
     rule = modality.rule_based_modality(image, head_mask)
     if rule.from_dicom_tag:

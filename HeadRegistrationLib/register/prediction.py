@@ -58,7 +58,8 @@ def network_pair(fixed_mr: sitk.Image, moving_ct_hu: sitk.Image, center, grid: d
 def predict_parameters(learned: LearnedRegistration, pair: torch.Tensor, regressor: str = "ann") -> np.ndarray:
     """The six parameters (degrees, mm; ``geometry.PARAMETER_NAMES``) for each pair of a batch."""
     learned.network.eval()
-    pair = pair.to(next(learned.network.parameters()).device)
+    weights = next(learned.network.parameters())
+    pair = pair.to(weights.device, weights.dtype)
     if regressor == "head":
         return learned.network(pair).cpu().numpy() * np.array(network.PARAMETER_SCALE)
     if regressor != "ann":

@@ -131,7 +131,11 @@ def run_tasks(tasks: list[dict], task_function: Callable[[dict], dict], is_done:
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
     with bar:
         if scheduler is not None:
-            _run_on_dask(pending, partial(_in_worker, task_function, threads), workers, scheduler, finished)
+            # A cluster's workers keep the threads they were started with; a LocalCluster's
+            # share this machine's cores.
+            run = partial(_in_worker, task_function, threads) if scheduler == "local" else \
+                partial(_guarded, task_function)
+            _run_on_dask(pending, run, workers, scheduler, finished)
         elif workers <= 1:
             for task in pending:
                 finished(_guarded(task_function, task))

@@ -4,14 +4,13 @@ by one pair, with a summary.csv."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from ..core import batch
 from ..core.errors import HeadRegError
 from ..core.files import write_csv
 from ..register import pairs
-from .common import LOW_CONFIDENCE, add_executor, check_executor
+from .common import LOW_CONFIDENCE, add_executor, batch_outcome, check_executor
 
 
 def add_parser(commands) -> None:
@@ -48,14 +47,7 @@ def run(args) -> int:
     for leftover in args.out.glob(".*.partial.*"):  # from an interrupted run
         leftover.unlink()
     _, skipped = batch.run_tasks(tasks, pairs.run_pair, pairs.pair_done, args.workers, scheduler=args.scheduler)
-    records = [batch.read_json(pairs.pair_outputs(t)["record"]) or {**t, "status": "not run"} for t in tasks]
+    records = batch.read_records(tasks, lambda t: pairs.pair_outputs(t)["record"])
     write_csv(args.out / "summary.csv", pairs.SUMMARY_COLUMNS, pairs.summary_rows(records))
-    failed = [r for r in records if r.get("status") != "ok"]
-    doubtful = [r for r in records if r.get("exit_status") == LOW_CONFIDENCE]
-    print(f"{len(records) - len(failed)} pairs registered ({skipped} done before), {len(failed)} failed, "
-          f"{len(doubtful)} LOW CONFIDENCE; outputs and summary.csv in {args.out}")
-    for r in failed:
-        print(f"failed: {r['id']}: {r.get('error')}", file=sys.stderr)
-    if failed and not args.retry_failed:
-        print("failed pairs are skipped on a rerun; give --retry-failed to try them again", file=sys.stderr)
-    return 1 if failed else LOW_CONFIDENCE if doubtful else 0
+    doubtful = sum(r.get("exit_status") == LOW_CONFIDENCE for r in records)
+    return batch_outcome(records, skipped, args.out, args.retry_failed, doubtful)

@@ -10,9 +10,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core import volume_io
-from ..core.errors import HeadRegError
+from ..core.errors import LOW_CONFIDENCE, HeadRegError
 
-LOW_CONFIDENCE = 3   # exit code: the result was written but the quality check failed (DESIGN.md)
 
 
 def progress_bar(total: int, description: str):
@@ -46,6 +45,19 @@ def grid(size, spacing, name) -> dict:
     if np.prod(size, dtype=float) > volume_io.MAX_VOXELS:
         raise HeadRegError(f"--{name}-size {size} is too large (more than {volume_io.MAX_VOXELS} voxels)")
     return {"size": tuple(size), "spacing": tuple(spacing)}
+
+
+def batch_outcome(records: list[dict], skipped: int, out, retry_failed: bool, doubtful: int) -> int:
+    """Say how a batch went (and which pairs failed) and return its exit code: 1 if any
+    failed, else 3 if any is LOW CONFIDENCE, else 0."""
+    failed = [r for r in records if r.get("status") != "ok"]
+    print(f"{len(records) - len(failed)} pairs registered ({skipped} done before), {len(failed)} failed, "
+          f"{doubtful} LOW CONFIDENCE; outputs and summary.csv in {out}")
+    for r in failed:
+        print(f"failed: {r['id']}: {r.get('error')}", file=sys.stderr)
+    if failed and not retry_failed:
+        print("failed pairs are skipped on a rerun; give --retry-failed to try them again", file=sys.stderr)
+    return 1 if failed else LOW_CONFIDENCE if doubtful else 0
 
 
 def print_warnings(warnings, prefix: str = "warning: ") -> None:

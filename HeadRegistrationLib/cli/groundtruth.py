@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,8 @@ from ..core import batch, geometry, qa, transform_io, volume_io
 from ..core.errors import HeadRegError
 from ..core.files import JSON_SUFFIXES, PICTURE_SUFFIXES, check_outputs, write_all, write_csv
 from ..groundtruth import reference
-from .common import LOW_CONFIDENCE, add_executor, add_series, check_executor, print_warnings, progress_bar, read_volume
+from .common import (LOW_CONFIDENCE, add_executor, add_series, batch_outcome, check_executor, print_warnings,
+                     progress_bar, read_volume)
 
 SUMMARY_COLUMNS = ["id", "status", "fixed", "moving", "metric", "confident", "seconds", "warnings", "error"]
 
@@ -87,16 +87,9 @@ def run_batch(args) -> int:
               "retry_failed": args.retry_failed} for pair in pairs]
     _, skipped = batch.run_tasks(tasks, reference.run_pair, reference.pair_done, args.workers,
                                  scheduler=args.scheduler)
-    summary = [batch.read_json(reference.pair_outputs(t)["record"]) or {**t, "status": "not run"} for t in tasks]
-    failed = [r for r in summary if r.get("status") != "ok"]
+    summary = batch.read_records(tasks, lambda t: reference.pair_outputs(t)["record"])
     write_csv(args.out / "summary.csv", SUMMARY_COLUMNS,
               [{**r, "confident": r.get("quality", {}).get("confident"), "warnings": "; ".join(r.get("warnings", [])),
                 "error": r.get("error", "")} for r in summary])
-    doubtful = [r for r in summary if r.get("status") == "ok" and not r.get("quality", {}).get("confident")]
-    print(f"{len(summary) - len(failed)} pairs registered ({skipped} done before), {len(failed)} failed, "
-          f"{len(doubtful)} LOW CONFIDENCE; outputs and summary.csv in {args.out}")
-    for r in failed:
-        print(f"failed: {r['id']}: {r.get('error')}", file=sys.stderr)
-    if failed and not args.retry_failed:
-        print("failed pairs are skipped on a rerun; give --retry-failed to try them again", file=sys.stderr)
-    return 1 if failed else LOW_CONFIDENCE if doubtful else 0
+    doubtful = sum(r.get("status") == "ok" and not r.get("quality", {}).get("confident") for r in summary)
+    return batch_outcome(summary, skipped, args.out, args.retry_failed, doubtful)

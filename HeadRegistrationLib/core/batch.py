@@ -78,6 +78,22 @@ def read_json(path) -> dict | None:
         return None
 
 
+def done_by_record(record_path, retry_failed: bool = False, outputs=()) -> bool:
+    """Whether a task's record (written last) says it is done, so a resumed batch skips it:
+    a success whose ``outputs`` all exist, or a failure when failures are not retried."""
+    record = read_json(record_path)
+    if not record:
+        return False
+    if record.get("status") != "ok":
+        return not retry_failed
+    return all(Path(path).exists() for path in outputs)
+
+
+def read_records(tasks: list[dict], record_path: Callable[[dict], Path]) -> list[dict]:
+    """Each task's record, or a "not run" one where it has none (e.g. its worker died)."""
+    return [read_json(record_path(task)) or {**task, "status": "not run", "error": "not run"} for task in tasks]
+
+
 def _start_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 

@@ -4,6 +4,8 @@ turn another library's error into such a line."""
 
 import re
 
+LOW_CONFIDENCE = 3   # exit status: the result was written but the quality check doubts it (DESIGN.md)
+
 
 class HeadRegError(ValueError):
     """Bad input or an impossible request, with a message meant for the user."""

@@ -77,8 +77,7 @@ def case_record_path(task: dict) -> Path:
 
 def case_done(task: dict) -> bool:
     """Recorded before (a failure only counts as done without ``retry_failed``)."""
-    record = batch.read_json(case_record_path(task))
-    return bool(record) and (record.get("status") == "ok" or not task.get("retry_failed"))
+    return batch.done_by_record(case_record_path(task), task.get("retry_failed"))
 
 
 def run_case(task: dict) -> dict:
@@ -108,8 +107,7 @@ def evaluate_cases(cases: list[dict], out: Path, refine: bool = True, retry_fail
     tasks = [{**case, "out": str(Path(out).resolve()), "refine": refine, "retry_failed": retry_failed}
              for case in cases]
     batch.run_tasks(tasks, run_case, case_done, workers, "evaluate", "case", scheduler)
-    return [batch.read_json(case_record_path(task)) or {"id": task["id"], "a": task["a"], "b": task["b"],
-                                                         "status": "failed", "error": "not run"} for task in tasks]
+    return batch.read_records(tasks, case_record_path)
 
 
 def write_results(records: list[dict], out: Path) -> str:

@@ -123,10 +123,7 @@ def pair_done(task: dict) -> bool:
     written last), or a record of failure and ``task["retry_failed"]`` is not set, so a
     resumed batch skips it."""
     outputs = pair_outputs(task)
-    record = batch.read_json(outputs["record"])
-    if record and record.get("status") == "failed":
-        return not task.get("retry_failed")
-    return bool(record and record.get("status") == "ok" and outputs["transform"].exists())
+    return batch.done_by_record(outputs["record"], task.get("retry_failed"), [outputs["transform"]])
 
 
 def run_pair(task: dict) -> dict:

@@ -87,16 +87,12 @@ def assign_roles(ct_probabilities, reasons=("", "")) -> tuple[int, list[str]]:
 
 def load_models(model_folder=None, device: str = "auto"):
     """(modality classifier, learned registration), the shipped ones or those of
-    ``model_folder``, on ``device``, in float64: float32 convolutions differ in their last
-    bits with the number of threads, and the search would carry that into the result, so
-    that the command line, Slicer and every batch executor give the same transform."""
-    import torch
-
+    ``model_folder``, on ``device``."""
     from . import classifier, prediction
     where = torch_device(device)
-    model = classifier.load_model(model_folder).to(where, torch.float64)
+    model = classifier.load_model(model_folder).to(where)
     learned = prediction.load_learned(model_folder)
-    learned.network.to(where, torch.float64)
+    learned.network.to(where)
     return model, learned
 
 

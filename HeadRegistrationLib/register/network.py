@@ -75,10 +75,13 @@ def half_mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def load_weights(model: nn.Module, path) -> nn.Module:
     """``model`` with the state dict in ``path`` (read with ``weights_only=True``, never
-    unpickling code); a clear error when the file does not fit the network."""
+    unpickling code), in float64 for inference: float32 convolutions differ in their last
+    bits with the number of threads, and the search would carry that into the result, so
+    the command line, Slicer and every batch executor give the same transform. A clear
+    error when the file does not fit the network."""
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except (RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise HeadRegError(f"{path} does not fit the network of its card: {first}") from None
-    return model.eval()
+    return model.double().eval()

@@ -12,11 +12,10 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from ..core import batch, geometry, qa, transform_io, volume_io
-from ..core.errors import HeadRegError, one_line
+from ..core.errors import LOW_CONFIDENCE, HeadRegError, one_line
 from ..core.files import write_all, write_image
 from . import autoregister
 
-LOW_CONFIDENCE = 3   # the exit status of a written but doubtful result (DESIGN.md)
 SUMMARY_COLUMNS = ["id", "status", "exit_status", "a", "b", "fixed", "fixed_modality", "fixed_probability", "moving",
                    "moving_modality", "moving_probability", "confident", "head_dice", "seconds", "warnings", "error"]
 
@@ -34,10 +33,7 @@ def pair_done(task: dict) -> bool:
     """Whether the pair has its transform and a record of success (written last), or a
     record of failure and ``task["retry_failed"]`` is not set."""
     outputs = pair_outputs(task)
-    record = batch.read_json(outputs["record"])
-    if record and record.get("status") == "failed":
-        return not task.get("retry_failed")
-    return bool(record and record.get("status") == "ok" and outputs["transform"].exists())
+    return batch.done_by_record(outputs["record"], task.get("retry_failed"), [outputs["transform"]])
 
 
 def run_pair(task: dict) -> dict:

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
 import sys
 import types
 import unittest
@@ -479,6 +480,32 @@ def test_module_description_and_resources(hr, tmp_path):
     copy = load_module(built / "HeadRegistration.py", "HeadRegistration_built")
     sys.modules.pop("HeadRegistration_built")
     assert Path(copy.resourcesPath()) == built / "Resources"
+
+
+def test_source_checkout_imports_the_library_without_changing_sys_path(tmp_path):
+    """Slicer given the checkout's module folder only (HeadRegistrationLib not installed):
+    the helpers import the engine from the repository top by its path, sys.path untouched."""
+    code = f"""
+import sys
+sys.meta_path = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
+                 and "editable" not in getattr(f, "__module__", "").lower()]
+sys.path = [p for p in sys.path if p not in ("", {str(ROOT)!r})]
+sys.path.append({str(MODULE_DIR)!r})          # what Slicer does for a module folder
+before = list(sys.path)
+try:
+    import HeadRegistrationLib
+    raise SystemExit("the library was importable without the helper package")
+except ModuleNotFoundError:
+    pass
+import HeadRegistrationSlicer
+import HeadRegistrationLib
+from HeadRegistrationLib.register import autoregister
+assert sys.path == before, sys.path
+print(HeadRegistrationLib.__file__, autoregister.__name__)
+"""
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert run.stdout.split()[0] == str(ROOT / "HeadRegistrationLib" / "__init__.py")
 
 
 def test_dependencies_are_only_installed_on_request(hr, monkeypatch):

@@ -374,6 +374,22 @@ def test_folder_without_dicom_rejected(tmp_path):
     one_line_error(lambda: read_volume(tmp_path), "no DICOM series", str(tmp_path))
 
 
+def test_dicom_reading_leaves_itk_global_state_and_stderr_alone(tmp_path, capfd, monkeypatch):
+    """ITK's warnings ("No Series were found", "Non uniform sampling") are avoided per
+    reader, not by switching ITK's global warning display (shared with every thread and
+    with Slicer): none reaches stderr, and the global setting stays what it was."""
+    depths = [0, 4, 8, 12, 19, 26, 33]
+    write_slices(tmp_path / "uneven", [np.full((8, 8), d, np.int16) for d in depths],
+                 [(0, 0, d) for d in depths], [1, 0, 0, 0, 1, 0], (1, 1), UID_ROOT + "53")
+    (tmp_path / "none" / "sub").mkdir(parents=True)
+    switched = []
+    monkeypatch.setattr(sitk.ProcessObject, "SetGlobalWarningDisplay", staticmethod(switched.append))
+    read_volume(tmp_path / "uneven")
+    one_line_error(lambda: read_volume(tmp_path / "none"), "no DICOM series", "none")
+    assert switched == []
+    assert "WARNING" not in capfd.readouterr().err
+
+
 # ---------------------------------------------------------------- describe, check
 
 def test_describe_volume():

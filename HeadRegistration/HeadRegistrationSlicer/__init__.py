@@ -15,25 +15,32 @@ idea per file:
 Slicer puts the module's folder on ``sys.path``, so this package imports as
 ``HeadRegistrationSlicer``. The engine is ``HeadRegistrationLib`` (no Slicer): beside the
 module's folder in a built extension (CMake copies it there), at the repository top in a
-source checkout, which is then added to ``sys.path`` once, here.
+source checkout, from where it is imported by its path (``sys.path`` is left alone).
 """
 
 import importlib
+import importlib.util
 import os
 import sys
 
 HELPERS = ("mrml", "panel", "dependencies", "sampleData", "reviewPanel")  # an order that reloads
 
 
-def _makeLibraryImportable() -> None:
+def _importLibraryFromCheckout() -> None:
+    """Import ``HeadRegistrationLib`` from the repository top when it is not importable
+    otherwise (a source checkout added to Slicer's module paths)."""
     try:
         import HeadRegistrationLib  # noqa: F401
     except ModuleNotFoundError as error:
         here = os.path.dirname(os.path.abspath(__file__))
-        root = os.path.dirname(os.path.dirname(here))
-        if error.name != "HeadRegistrationLib" or not os.path.isdir(os.path.join(root, "HeadRegistrationLib")):
+        package = os.path.join(os.path.dirname(os.path.dirname(here)), "HeadRegistrationLib")
+        if error.name != "HeadRegistrationLib" or not os.path.isfile(os.path.join(package, "__init__.py")):
             raise
-        sys.path.insert(0, root)
+        spec = importlib.util.spec_from_file_location("HeadRegistrationLib", os.path.join(package, "__init__.py"),
+                                                      submodule_search_locations=[package])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["HeadRegistrationLib"] = module
+        spec.loader.exec_module(module)
 
 
 def reload() -> None:
@@ -44,4 +51,4 @@ def reload() -> None:
             importlib.reload(sys.modules[f"{__name__}.{name}"])
 
 
-_makeLibraryImportable()
+_importLibraryFromCheckout()

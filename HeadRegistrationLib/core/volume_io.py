@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,15 +39,22 @@ def _reason(exc: Exception) -> str:
     return text
 
 
-@contextmanager
-def _quiet_itk():
-    """Silence ITK's warnings on stderr (e.g. "No Series were found") for a while."""
-    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+def _holds_dicom(folder: str) -> bool:
+    """Whether ``folder`` holds a DICOM Part 10 file (the "DICM" marker after the
+    128-byte preamble): GDCM is asked only about such folders, so that it has no
+    "No Series were found" warning to print (ITK can silence it only globally)."""
     try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return False
+    for name in names:
+        try:
+            with open(os.path.join(folder, name), "rb") as file:
+                if file.read(132)[128:] == b"DICM":
+                    return True
+        except OSError:  # a folder, or unreadable: not a slice
+            continue
+    return False
 
 
 # ---------------------------------------------------------------- files
@@ -85,8 +91,7 @@ def read_volume(path, series_uid: str | None = None) -> sitk.Image:
         uid = reader.GetMetaData(_TAG_SERIES_UID).strip().rstrip("\x00")
         if series_uid is not None and series_uid != uid:
             raise HeadRegError(f"{path} belongs to DICOM series {uid}, not {series_uid}")
-        with _quiet_itk():
-            siblings = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path.parent), uid)
+        siblings = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path.parent), uid)
         if len(siblings) > 1:
             logger.info("%s is one DICOM slice: reading its series %s (%d files) from %s",
                         path, uid, len(siblings), path.parent)
@@ -200,18 +205,18 @@ def _check_header(path, size, components: int, pixel_id: int) -> None:
 def _find_series(folder: Path) -> dict[str, list[str]]:
     """Series UID -> files, in ``folder``, or if it holds none, in its sub-folders."""
     series: dict[str, list[str]] = {}
-    with _quiet_itk():
-        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)):
-            series[uid] = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
-        if series:
-            return series
-        for root, dirs, _ in os.walk(folder):
-            dirs.sort()
-            for name in dirs:
-                sub = os.path.join(root, name)
-                for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(sub):
-                    series.setdefault(uid, []).extend(
-                        sitk.ImageSeriesReader.GetGDCMSeriesFileNames(sub, uid))
+
+    def add(where: str) -> None:
+        if _holds_dicom(where):
+            for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(where):
+                series.setdefault(uid, []).extend(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(where, uid))
+    add(str(folder))
+    if series:
+        return series
+    for root, dirs, _ in os.walk(folder):
+        dirs.sort()
+        for name in dirs:
+            add(os.path.join(root, name))
     return series
 
 
@@ -326,9 +331,9 @@ def _read_sorted_series(folder: Path, uid: str, files: list[str]) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     reader.SetImageIO("GDCMImageIO")
+    reader.SetSpacingWarningRelThreshold(float("inf"))  # uneven gaps are handled below, not warned of
     try:
-        with _quiet_itk():   # ITK's own "non uniform sampling" warning: handled below
-            image = reader.Execute()
+        image = reader.Execute()
     except RuntimeError as exc:
         raise HeadRegError(f"cannot read {where}: {_reason(exc)}") from None
     if image.GetNumberOfComponentsPerPixel() != 1:

@@ -5,7 +5,7 @@ import pytest
 import SimpleITK as sitk
 
 from HeadRegistrationLib.core import geometry
-from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.data import phantom, tissues
 from HeadRegistrationLib.core.errors import HeadRegError
 
 
@@ -57,6 +57,25 @@ def test_ct_and_mr_look_like_scans(phantom_pair):
     assert white > grey > csf
     air = t1[mr_labels == 0]
     assert air.min() >= 0 and 0 < air.mean() < 0.1 * white   # Rician: positive noise floor
+
+
+def test_phantom_shows_its_tissues_as_the_synthesis_table_says():
+    """One tissue table (data.tissues): on a noise-free render, each large tissue of the
+    phantom has the value of its synthesis class (middle of the class's CT range, the
+    class's T1 signal scaled to white matter = 700)."""
+    labels = phantom.paint_head(seed=0)
+    grid = phantom.clinical_grid((128, 128, 48), (2.0, 2.0, 2.0), origin=(-126.0, -126.0, -60.0))
+    ct = sitk.GetArrayFromImage(phantom.render_ct(labels, grid, np.eye(4), np.random.default_rng(0), noise_hu=0))
+    mr = sitk.GetArrayFromImage(phantom.render_mr(labels, grid, np.eye(4), np.random.default_rng(0),
+                                                  noise_fraction=0, bias_strength=0))
+    on_grid = sitk.Resample(labels, grid, sitk.Transform(), sitk.sitkNearestNeighbor)
+    for name in ("white_matter", "grey_matter", "csf", "cortical_bone"):
+        label, tissue_class, _ = tissues.PHANTOM_TISSUES[name]
+        where = sitk.GetArrayFromImage(sitk.BinaryErode(on_grid == label, [1, 1, 0])).astype(bool)  # no partial volume
+        assert where.sum() > 50, name
+        assert np.median(ct[where]) == pytest.approx(sum(tissues.CT_HU[tissue_class]) / 2, abs=15), name
+        expected = 700 * tissues.MR_SIGNAL["t1"][tissue_class] / tissues.MR_SIGNAL["t1"][tissues.WHITE]
+        assert np.median(mr[where]) == pytest.approx(expected, rel=0.15), name
 
 
 def test_mr_bias_field_varies_smoothly():

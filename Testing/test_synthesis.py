@@ -6,7 +6,7 @@ import SimpleITK as sitk
 from conftest import shared_file
 
 from HeadRegistrationLib import cli
-from HeadRegistrationLib.data import dataset, synthesis
+from HeadRegistrationLib.data import dataset, synthesis, tissues
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -22,11 +22,11 @@ def head_classes():
 def test_rendered_ct_has_hounsfield_values_of_each_tissue(head_classes):
     ct = synthesis.render_ct(head_classes, np.random.default_rng(0))
     hu, labels = sitk.GetArrayFromImage(ct), sitk.GetArrayFromImage(head_classes)
-    core = sitk.GetArrayFromImage(sitk.BinaryErode(head_classes == synthesis.WHITE, [2] * 3)).astype(bool)
+    core = sitk.GetArrayFromImage(sitk.BinaryErode(head_classes == tissues.WHITE, [2] * 3)).astype(bool)
     assert ct.GetSize() == head_classes.GetSize() and ct.GetOrigin() == head_classes.GetOrigin()
     assert 10 < np.median(hu[core]) < 50                           # brain
-    assert np.median(hu[labels == synthesis.BONE]) > 500            # bone, blurred at its edges
-    assert np.median(hu[(labels == synthesis.AIR)]) < -900          # air (some head rest)
+    assert np.median(hu[labels == tissues.BONE]) > 500            # bone, blurred at its edges
+    assert np.median(hu[(labels == tissues.AIR)]) < -900          # air (some head rest)
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +38,18 @@ def ct_and_its_classes(head_classes):
 def test_classes_from_ct_keep_the_anatomy(head_classes, ct_and_its_classes):
     ct, found = ct_and_its_classes
     classes, truth = sitk.GetArrayFromImage(found), sitk.GetArrayFromImage(head_classes)
-    assert _dice(classes == synthesis.BONE, truth == synthesis.BONE) > 0.6
-    brain = np.isin(truth, (synthesis.GREY, synthesis.WHITE, synthesis.CSF))
-    assert _dice(np.isin(classes, (synthesis.GREY, synthesis.WHITE, synthesis.CSF)), brain) > 0.85
-    dense_head = (sitk.GetArrayFromImage(ct) > 100) & (truth != synthesis.AIR)
-    assert (classes[dense_head] != synthesis.AIR).mean() > 0.99   # the table is not head; the head's bone is
+    assert _dice(classes == tissues.BONE, truth == tissues.BONE) > 0.6
+    brain = np.isin(truth, (tissues.GREY, tissues.WHITE, tissues.CSF))
+    assert _dice(np.isin(classes, (tissues.GREY, tissues.WHITE, tissues.CSF)), brain) > 0.85
+    dense_head = (sitk.GetArrayFromImage(ct) > 100) & (truth != tissues.AIR)
+    assert (classes[dense_head] != tissues.AIR).mean() > 0.99   # the table is not head; the head's bone is
 
 
 @pytest.mark.parametrize("weighting", synthesis.WEIGHTINGS)
 def test_mr_from_ct_has_the_contrast_asked_for(head_classes, ct_and_its_classes, weighting):
     truth = sitk.GetArrayFromImage(head_classes)
     mr = sitk.GetArrayFromImage(synthesis.render_mr(ct_and_its_classes[1], np.random.default_rng(2), weighting))
-    csf, white = mr[truth == synthesis.CSF].mean(), mr[truth == synthesis.WHITE].mean()
+    csf, white = mr[truth == tissues.CSF].mean(), mr[truth == tissues.WHITE].mean()
     assert (white > csf) if weighting == "t1" else (csf > white)
 
 
@@ -59,20 +59,20 @@ def test_mr_to_classes_finds_brain_and_skull_without_help(head_classes):
     mr = synthesis.render_mr(head_classes, np.random.default_rng(2), "t1")
     classes = sitk.GetArrayFromImage(synthesis.classes_from_mr(mr, "t1"))
     truth = sitk.GetArrayFromImage(head_classes)
-    brain = np.isin(truth, (synthesis.GREY, synthesis.WHITE, synthesis.CSF))
-    assert _dice(np.isin(classes, (synthesis.GREY, synthesis.WHITE, synthesis.CSF)), brain) > 0.8
-    skull = np.isin(truth, (synthesis.BONE, synthesis.MARROW))
-    assert _dice(np.isin(classes, (synthesis.BONE, synthesis.MARROW)), skull) > 0.3
+    brain = np.isin(truth, (tissues.GREY, tissues.WHITE, tissues.CSF))
+    assert _dice(np.isin(classes, (tissues.GREY, tissues.WHITE, tissues.CSF)), brain) > 0.8
+    skull = np.isin(truth, (tissues.BONE, tissues.MARROW))
+    assert _dice(np.isin(classes, (tissues.BONE, tissues.MARROW)), skull) > 0.3
 
 
 def test_a_given_skull_mask_is_the_bone(head_classes):
     mr = synthesis.render_mr(head_classes, np.random.default_rng(3), "t1")
-    skull = sitk.Cast(head_classes == synthesis.BONE, sitk.sitkUInt8)
+    skull = sitk.Cast(head_classes == tissues.BONE, sitk.sitkUInt8)
     before = sitk.GetArrayFromImage(mr).copy()
     ct = synthesis.synthesise(mr, "ct", np.random.default_rng(3), "t1", skull=skull)
     assert np.array_equal(sitk.GetArrayFromImage(mr), before)     # the source is left alone
     bone = sitk.GetArrayFromImage(skull).astype(bool)
-    assert _dice(sitk.GetArrayFromImage(ct) > synthesis.BONE_HU, bone) > 0.7   # thin bone, blurred slices
+    assert _dice(sitk.GetArrayFromImage(ct) > tissues.BONE_HU, bone) > 0.7   # thin bone, blurred slices
 
 
 def test_unknown_weighting_and_target_are_refused(head_classes):
@@ -94,7 +94,7 @@ def test_two_peak_calibration_recovers_hounsfield_units(head_classes):
     hu = sitk.GetArrayFromImage(ct).astype(np.float32)
     stored = sitk.GetImageFromArray(np.round((hu + 1024) / 12).astype(np.uint8))   # like a rescaled uint8 CT
     calibrated = sitk.GetArrayFromImage(synthesis.hounsfield_from_two_peaks(stored))
-    core = sitk.GetArrayFromImage(sitk.BinaryErode(head_classes == synthesis.WHITE, [2] * 3)).astype(bool)
+    core = sitk.GetArrayFromImage(sitk.BinaryErode(head_classes == tissues.WHITE, [2] * 3)).astype(bool)
     assert abs(np.median(calibrated[core]) - np.median(hu[core])) < 40
     assert np.median(calibrated[hu < -990]) < -950
 
@@ -108,9 +108,9 @@ def test_real_mr_gives_its_brain_and_a_ct_with_its_skull():
     on_mr = [sitk.GetArrayFromImage(sitk.Resample(mask, mr, sitk.Transform(), sitk.sitkNearestNeighbor)).astype(bool)
              for mask in (skull, brain)]
     classes = sitk.GetArrayFromImage(synthesis.classes_from_mr(mr, "t1", skull))
-    assert _dice(np.isin(classes, (synthesis.GREY, synthesis.WHITE, synthesis.CSF)), on_mr[1]) > 0.8
+    assert _dice(np.isin(classes, (tissues.GREY, tissues.WHITE, tissues.CSF)), on_mr[1]) > 0.8
     ct = synthesis.synthesise(mr, "ct", np.random.default_rng(0), "t1", skull=skull)
-    assert _dice(sitk.GetArrayFromImage(ct) > synthesis.BONE_HU, on_mr[0]) > 0.7
+    assert _dice(sitk.GetArrayFromImage(ct) > tissues.BONE_HU, on_mr[0]) > 0.7
 
 
 def test_template_carried_onto_another_head_puts_bone_on_its_skull():
@@ -120,7 +120,7 @@ def test_template_carried_onto_another_head_puts_bone_on_its_skull():
     colin = dataset.at_working_spacing(sitk.ReadImage(str(shared_file("templates/ch2.nii.gz")), sitk.sitkFloat32))
     carried = sitk.GetArrayFromImage(synthesis.carry_template(colin, *templates))
     direct = sitk.GetArrayFromImage(sitk.Resample(templates[1], colin, sitk.Transform(), sitk.sitkLinear, -1000.0))
-    assert _dice(carried > synthesis.BONE_HU, direct > synthesis.BONE_HU) > 0.6
+    assert _dice(carried > tissues.BONE_HU, direct > tissues.BONE_HU) > 0.6
 
 
 def test_synth_command_writes_the_partner_on_the_source_grid(tmp_path, head_classes, capsys):

@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from ..core import qa, volume_io
 from ..core.errors import HeadRegError
 from ..core.files import IMAGE_SUFFIXES, PICTURE_SUFFIXES, check_outputs, write_all, write_image
-from ..data import dataset, synthesis
+from ..data import dataset, synthesis, tissues
 from ..register import modality
 from .common import add_series, read_volume
 
@@ -29,7 +29,7 @@ def add_parser(commands) -> None:
     p.add_argument("--data", type=Path, default=dataset.default_data_dir(), help="folder holding templates/")
     p.add_argument("--ct-units", choices=("hu", "hu-plus-1024", "cormack", "two-peaks"), default="hu",
                    help="--to mr: the source CT's units (two-peaks: calibrate from air and soft tissue)")
-    p.add_argument("--mr-weighting", choices=synthesis.RENDERED, help="--to mr: the partner's weighting "
+    p.add_argument("--mr-weighting", choices=tissues.RENDERED, help="--to mr: the partner's weighting "
                    "(random by default)")
     p.add_argument("--qa", type=Path, metavar="PNG", help="also write a picture: MR with CT bone edges")
     add_series(p)

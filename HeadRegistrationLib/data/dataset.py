@@ -35,7 +35,7 @@ import SimpleITK as sitk
 
 from .. import __version__
 from ..core import batch, geometry, qa
-from . import augmentation, phantom, synthesis
+from . import augmentation, phantom, synthesis, tissues
 from ..register import preprocessing, symmetry
 from ..core.errors import HeadRegError
 from ..core.files import write_atomically
@@ -44,15 +44,6 @@ from ..core.transform_io import write_transform
 WORKING_SPACING_MM = 2.0
 FORMAT_VERSION = 1
 MODALITIES = ("MR", "CT")   # channel 0 is the fixed MR, channel 1 the moving CT
-
-# Phantom labels -> synthesis classes.
-_PHANTOM_CLASSES = {
-    "air": synthesis.AIR, "sinus_air": synthesis.AIR, "skin": synthesis.SOFT, "muscle": synthesis.SOFT,
-    "cartilage": synthesis.SOFT, "lens": synthesis.SOFT, "fat": synthesis.FAT, "orbital_fat": synthesis.FAT,
-    "cortical_bone": synthesis.BONE, "teeth": synthesis.BONE, "diploe": synthesis.MARROW,
-    "csf": synthesis.CSF, "eye": synthesis.CSF, "grey_matter": synthesis.GREY, "white_matter": synthesis.WHITE,
-}
-
 
 def default_data_dir() -> Path:
     """``$HEADREG_DATA``, else ``../shared/data`` beside the source checkout."""
@@ -133,8 +124,8 @@ def prepare_subject(subject: dict, templates: tuple[sitk.Image, sitk.Image] | No
     if kind == "phantom":
         labels = phantom.paint_head(subject["seed"], spacing=WORKING_SPACING_MM)
         lookup = np.zeros(256, dtype=np.uint8)
-        for name, value in phantom.TISSUES.items():
-            lookup[value[0]] = _PHANTOM_CLASSES[name]
+        for label, tissue_class, _ in tissues.PHANTOM_TISSUES.values():
+            lookup[label] = tissue_class
         prepared["classes"] = sitk.GetImageFromArray(lookup[sitk.GetArrayViewFromImage(labels)])
         prepared["classes"].CopyInformation(labels)
         reference = prepared["classes"]
@@ -160,7 +151,7 @@ def prepare_subject(subject: dict, templates: tuple[sitk.Image, sitk.Image] | No
     else:
         raise HeadRegError(f"unknown subject kind {kind!r}")
     if "classes" in prepared:
-        head = sitk.Cast(prepared["classes"] != synthesis.AIR, sitk.sitkUInt8)
+        head = sitk.Cast(prepared["classes"] != tissues.AIR, sitk.sitkUInt8)
     else:
         head = symmetry.head_mask(reference)
     prepared["head_center"] = symmetry.symmetry_frame(reference, head).center
@@ -189,7 +180,7 @@ def _ct_appearance(ct: sitk.Image, rng: np.random.Generator) -> sitk.Image:
 def render_copy_pair(prepared: dict, rng: np.random.Generator) -> tuple[sitk.Image, sitk.Image, dict]:
     """An aligned (MR, CT in HU) pair of the subject with a fresh scanner appearance."""
     kind = prepared["kind"]
-    weighting = synthesis.RENDERED[rng.integers(len(synthesis.RENDERED))]
+    weighting = tissues.RENDERED[rng.integers(len(tissues.RENDERED))]
     if kind == "phantom":
         mr = synthesis.render_mr(prepared["classes"], rng, weighting)
         ct = synthesis.render_ct(prepared["classes"], rng)

@@ -30,28 +30,10 @@ from pathlib import Path
 
 from ..core import geometry, transform_io
 from ..core.files import write_image
-from . import synthesis
+from . import synthesis, tissues
 from ..core.errors import HeadRegError
 
-# Tissue labels with (CT Hounsfield units, MR T1 signal relative to white matter).
-TISSUES = {
-    "air": (0, -1000.0, 0.0),
-    "skin": (1, 45.0, 0.55),
-    "fat": (2, -100.0, 1.15),
-    "muscle": (3, 50.0, 0.45),
-    "cortical_bone": (4, 1500.0, 0.04),
-    "diploe": (5, 550.0, 0.70),
-    "csf": (6, 8.0, 0.12),
-    "grey_matter": (7, 38.0, 0.62),
-    "white_matter": (8, 28.0, 1.0),
-    "eye": (9, 10.0, 0.10),
-    "lens": (10, 90.0, 0.45),
-    "orbital_fat": (11, -90.0, 1.1),
-    "cartilage": (12, 110.0, 0.35),
-    "teeth": (13, 2500.0, 0.02),
-    "sinus_air": (14, -1000.0, 0.0),
-}
-LABEL = {name: value[0] for name, value in TISSUES.items()}
+LABEL = {name: value[0] for name, value in tissues.PHANTOM_TISSUES.items()}
 BONE_LABELS = (LABEL["cortical_bone"], LABEL["diploe"], LABEL["teeth"])
 
 CT_GRID = {"size": (512, 512, 29), "spacing": (0.653595, 0.653595, 4.0)}   # RIRE CT
@@ -68,7 +50,7 @@ class PhantomPair:
     mr: sitk.Image          # fixed, T1, int16
     ct: sitk.Image          # moving, Hounsfield units, int16
     truth: np.ndarray       # 4x4 fixed (MR) -> moving (CT), LPS mm
-    mr_labels: sitk.Image   # tissue labels on the MR grid (TISSUES)
+    mr_labels: sitk.Image   # tissue labels on the MR grid (tissues.PHANTOM_TISSUES)
     ct_labels: sitk.Image   # tissue labels on the CT grid (0 also for the table)
     rotation_center: np.ndarray  # centre of the MR grid, mm: where the misalignment turns
 
@@ -266,10 +248,11 @@ def clinical_grid(size, spacing, origin=(0.0, 0.0, 0.0)) -> sitk.Image:
     return grid
 
 
-def _property_map(labels: sitk.Image, column: int) -> sitk.Image:
+def _property_map(labels: sitk.Image, shown_as: str) -> sitk.Image:
+    """What a scanner shows of each tissue (``tissues.phantom_value``) at the labels."""
     lookup = np.zeros(256, dtype=np.float32)
-    for label, *values in TISSUES.values():
-        lookup[label] = values[column]
+    for name, (label, *_) in tissues.PHANTOM_TISSUES.items():
+        lookup[label] = tissues.phantom_value(name, shown_as)
     image = sitk.GetImageFromArray(lookup[sitk.GetArrayViewFromImage(labels)])
     image.CopyInformation(labels)
     return image
@@ -298,9 +281,9 @@ def _labels_on_grid(labels: sitk.Image, grid: sitk.Image, grid_to_map: np.ndarra
 
 
 def _head_support(grid: sitk.Image, head_hu: np.ndarray, sub_pixels: int = 3) -> np.ndarray:
-    """Hounsfield units of the head holder (a plastic cradle) and the table under the
-    head, fixed to the CT scanner (posterior = +y), as a y, x array shared by all slices,
-    with partial volume from ``sub_pixels`` squared samples per pixel."""
+    """Hounsfield units of the head holder and table (``synthesis.head_rest_hu``), fixed to
+    the CT scanner (posterior = +y), as a y, x array shared by all slices, with partial
+    volume from ``sub_pixels`` squared samples per pixel; NaN where there is none."""
     size, spacing, origin = grid.GetSize(), np.array(grid.GetSpacing()), np.array(grid.GetOrigin())
     head = head_hu > -500
     columns = np.nonzero(head.any(axis=(0, 2)))[0]
@@ -312,19 +295,7 @@ def _head_support(grid: sitk.Image, head_hu: np.ndarray, sub_pixels: int = 3) ->
     offsets = (np.arange(sub_pixels) + 0.5) / sub_pixels - 0.5
     x = origin[0] + spacing[0] * (np.arange(size[0])[:, None] + offsets[None, :]).ravel()
     y = origin[1] + spacing[1] * (np.arange(size[1])[:, None] + offsets[None, :]).ravel()
-    x, y = x[None, :], y[:, None]
-    radius = 115.0
-    cradle_center = back + 6.0 - radius                              # cradle 4 mm thick, 4 mm under the head
-    r = np.hypot(x - middle, y - cradle_center)
-    cradle = (np.abs(r - radius - 2.0) < 2.0) & (y > cradle_center + 0.45 * radius)
-    table_top = back + 40.0
-    table = (y > table_top) & (y < table_top + 12.0) & (np.abs(x - middle) < 230.0)
-    foam = (y > back + 8.0) & (y < table_top) & (np.abs(x - middle) < 100.0) & (r > radius + 4.0)
-    hu = np.full(cradle.shape, np.nan, dtype=np.float32)
-    hu[foam] = -900.0
-    hu[cradle] = 180.0
-    hu[table] = 250.0
-    hu[table & (y > table_top + 2.0) & (y < table_top + 10.0)] = -850.0  # foam core of the table
+    hu = synthesis.head_rest_hu(x[None, :], y[:, None], back, middle)
     # Average the sub-pixels (air where nothing is) and keep NaN where there is no support.
     support = ~np.isnan(hu)
     filled = np.where(support, hu, -1000.0)
@@ -338,7 +309,7 @@ def render_ct(labels: sitk.Image, grid: sitk.Image, grid_to_anatomy: np.ndarray,
               noise_hu: float = 6.0) -> sitk.Image:
     """CT in Hounsfield units (int16) of the head ``labels`` on ``grid``, with the head
     holder and table, thick-slice partial volume and correlated noise."""
-    hu = _render_thick_slices(_property_map(labels, 0), grid, grid_to_anatomy, -1000.0,
+    hu = _render_thick_slices(_property_map(labels, "ct"), grid, grid_to_anatomy, -1000.0,
                               max(1, int(round(grid.GetSpacing()[2]))))
     support = _head_support(grid, hu)
     outside_head = hu < -990.0
@@ -357,9 +328,10 @@ def render_mr(labels: sitk.Image, grid: sitk.Image, grid_to_anatomy: np.ndarray,
     """MR T1 (int16) of the head ``labels`` on ``grid``: thick-slice partial volume, a smooth
     multiplicative bias field (within about +-``bias_strength``) and Rician noise (standard
     deviation ``noise_fraction`` of white matter)."""
-    signal = _render_thick_slices(_property_map(labels, 1), grid, grid_to_anatomy, 0.0,
+    signal = _render_thick_slices(_property_map(labels, "t1"), grid, grid_to_anatomy, 0.0,
                                   max(1, int(round(grid.GetSpacing()[2]))))
-    signal = signal * synthesis.bias_field(signal.shape, rng, bias_strength) * white_matter
+    signal = signal * synthesis.bias_field(signal.shape, rng, bias_strength) * (
+        white_matter / tissues.phantom_value("white_matter", "t1"))
     magnitude = synthesis.rician(signal, noise_fraction * white_matter, rng)
     mr = sitk.GetImageFromArray(np.clip(np.round(magnitude), 0, 32767).astype(np.int16))
     mr.CopyInformation(grid)

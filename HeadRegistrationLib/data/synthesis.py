@@ -25,23 +25,9 @@ import SimpleITK as sitk
 from ..core import geometry
 from ..register import registration, symmetry
 from ..core.errors import HeadRegError, one_line
+from .tissues import AIR, BONE, BONE_HU, CSF, CT_HU, FAT, GREY, MARROW, MR_SIGNAL, RENDERED, SOFT, WHITE
 
-CLASSES = ("air", "soft_tissue", "fat", "cortical_bone", "marrow", "csf", "grey_matter", "white_matter")
-AIR, SOFT, FAT, BONE, MARROW, CSF, GREY, WHITE = range(len(CLASSES))
-
-# Hounsfield units of each class: (low, high) of the value drawn per synthesised CT.
-CT_HU = {AIR: (-1000, -1000), SOFT: (35, 55), FAT: (-120, -80), BONE: (1100, 1800), MARROW: (350, 700),
-         CSF: (0, 15), GREY: (34, 44), WHITE: (22, 32)}
-# MR signal of each class relative to the brightest tissue, per weighting.
-MR_SIGNAL = {
-    "t1": {AIR: 0.0, SOFT: 0.45, FAT: 1.05, BONE: 0.04, MARROW: 0.75, CSF: 0.15, GREY: 0.6, WHITE: 0.95},
-    "t2": {AIR: 0.0, SOFT: 0.35, FAT: 0.7, BONE: 0.04, MARROW: 0.5, CSF: 1.0, GREY: 0.62, WHITE: 0.45},
-    "pd": {AIR: 0.0, SOFT: 0.6, FAT: 0.85, BONE: 0.05, MARROW: 0.7, CSF: 0.9, GREY: 0.85, WHITE: 0.72},
-    "flair": {AIR: 0.0, SOFT: 0.45, FAT: 0.75, BONE: 0.04, MARROW: 0.55, CSF: 0.08, GREY: 0.8, WHITE: 0.62},
-}
 WEIGHTINGS = ("t1", "t2", "pd")   # of a source MR whose tissues are found (classes_from_mr)
-RENDERED = tuple(MR_SIGNAL)        # of a rendered MR
-BONE_HU = 250.0  # above this a CT voxel is bone
 
 
 # ---------------------------------------------------------------- small helpers
@@ -269,22 +255,31 @@ def _point_spread(image: sitk.Image, rng: np.random.Generator) -> list[float]:
     return np.sqrt(np.maximum(wanted ** 2 - have ** 2, 0.0)).tolist()
 
 
-def _head_rest_hu(image: sitk.Image, head: np.ndarray) -> np.ndarray:
-    """HU of a head rest (a curved plastic shell) and a table under the head, posterior
-    (+y, LPS) of it, NaN where there is neither; on ``image``'s grid."""
-    points = geometry.physical_points(image).reshape(*head.shape, 3)
-    head_points = points[head]
-    back, middle = head_points[:, 1].max(), head_points[:, 0].mean()
-    x, y = points[..., 0], points[..., 1]
+def head_rest_hu(x: np.ndarray, y: np.ndarray, back: float, middle: float) -> np.ndarray:
+    """HU of what holds a head in a CT scanner, at physical points (LPS mm, arrays that
+    broadcast): a curved plastic cradle 4 mm under the head, a foam pad and a table with
+    a foam core below it; NaN where there is none. ``back``: the head's most posterior y,
+    ``middle``: its centre in x."""
     radius = 115.0
     center = back + 6.0 - radius
     r = np.hypot(x - middle, y - center)
-    hu = np.full(head.shape, np.nan, dtype=np.float32)
-    hu[(np.abs(r - radius - 2.0) < 2.0) & (y > center + 0.45 * radius)] = 180.0
-    table = (y > back + 40.0) & (y < back + 52.0) & (np.abs(x - middle) < 230.0)
+    cradle = (np.abs(r - radius - 2.0) < 2.0) & (y > center + 0.45 * radius)
+    table_top = back + 40.0
+    table = (y > table_top) & (y < table_top + 12.0) & (np.abs(x - middle) < 230.0)
+    foam = (y > back + 8.0) & (y < table_top) & (np.abs(x - middle) < 100.0) & (r > radius + 4.0)
+    hu = np.full(np.broadcast(x, y).shape, np.nan, dtype=np.float32)
+    hu[foam] = -900.0
+    hu[cradle] = 180.0
     hu[table] = 250.0
-    hu[table & (y > back + 42.0) & (y < back + 50.0)] = -850.0
+    hu[table & (y > table_top + 2.0) & (y < table_top + 10.0)] = -850.0
     return hu
+
+
+def _head_rest_on(image: sitk.Image, head: np.ndarray) -> np.ndarray:
+    """:func:`head_rest_hu` at the voxels of ``image`` (posterior, +y, of its ``head``)."""
+    points = geometry.physical_points(image).reshape(*head.shape, 3)
+    head_points = points[head]
+    return head_rest_hu(points[..., 0], points[..., 1], head_points[:, 1].max(), head_points[:, 0].mean())
 
 
 def render_ct(classes: sitk.Image, rng: np.random.Generator, template_hu: sitk.Image | None = None,
@@ -300,7 +295,7 @@ def render_ct(classes: sitk.Image, rng: np.random.Generator, template_hu: sitk.I
         bone = labels == BONE
         hu[bone] = np.clip(hu[bone] * np.clip(template[bone] / 900.0, 0.5, 1.3), 400.0, 2200.0)
     if head_rest:
-        support = _head_rest_hu(classes, labels != AIR)
+        support = _head_rest_on(classes, labels != AIR)
         hu = np.where((labels == AIR) & ~np.isnan(support), support, hu)
     hu = _blur(hu, classes, _point_spread(classes, rng))
     noise = _blur(rng.standard_normal(hu.shape).astype(np.float32), classes, [0.6, 0.6, 0.01])

@@ -190,3 +190,12 @@ def test_dataset_command_errors_are_one_line(tmp_path, capsys):
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 8 and all(line.startswith("headreg dataset: error:") for line in errors)
     assert not (tmp_path / "x").exists()
+
+
+def test_default_data_dir_is_beside_the_checkout(monkeypatch):
+    """``../shared/data`` beside the repository (the README's and CI's layout), or $HEADREG_DATA."""
+    from pathlib import Path
+    monkeypatch.delenv("HEADREG_DATA", raising=False)
+    assert dataset.default_data_dir().resolve() == (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+    monkeypatch.setenv("HEADREG_DATA", "/somewhere/else")
+    assert dataset.default_data_dir() == Path("/somewhere/else")

@@ -47,7 +47,7 @@ MODALITIES = ("MR", "CT")   # channel 0 is the fixed MR, channel 1 the moving CT
 
 def default_data_dir() -> Path:
     """``$HEADREG_DATA``, else ``../shared/data`` beside the source checkout."""
-    return Path(os.environ.get("HEADREG_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+    return Path(os.environ.get("HEADREG_DATA") or Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
 
 
 def shared_subjects(data_dir) -> list[dict]:

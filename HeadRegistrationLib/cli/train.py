@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import HeadRegError
-from ..learn import modality, shipping, training
+from ..learn import backbones, modality, shipping, training
 from ..register import network
 
 
@@ -34,6 +34,12 @@ def add_parser(commands) -> None:
     p.add_argument("--ann-epochs", type=int, default=200, help="registration: ANN epochs (default 200)")
     p.add_argument("--ann-data", default="train", choices=("train", "validation", "train+validation"),
                    help="registration: the subjects whose features the ANN is fitted on")
+    p.add_argument("--backbone", choices=tuple(backbones.REGRESSORS), default="dcnn",
+                   help="registration: the network (default the paper's DCNN; the others are the paper's compared "
+                        "methods, Tables 1-2: trained and measured the same way, their card written as "
+                        "registration-<backbone>.json, not used by register)")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="registration, --backbone other than dcnn: channels x the published ones (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
 
@@ -53,6 +59,8 @@ def run(args) -> int:
         raise HeadRegError(f"{args.set} is not a built training set (no manifest.json): make one with "
                            "`headreg dataset build`")
     widths = _widths(args.widths)
+    if not args.width > 0:
+        raise HeadRegError(f"--width must be positive, got {args.width}")
     if args.model == "modality":
         card = modality.ship_modality(args.set, args.out, epochs=args.epochs or 6, widths=widths, seed=args.seed,
                                       say=print)
@@ -61,10 +69,14 @@ def run(args) -> int:
         return 0
     training.train_registration(args.set, args.out / "run", epochs=args.epochs or training.PAPER_SCHEDULE["epochs"],
                                 batch_size=args.batch_size, widths=widths, seed=args.seed, device=args.device,
-                                pool=args.pool, workers=args.workers, progress=sys.stderr.isatty())
+                                pool=args.pool, workers=args.workers, progress=sys.stderr.isatty(),
+                                backbone=args.backbone, width=args.width)
     if int(os.environ.get("RANK", "0")) != 0:   # under torchrun the first process ships the model
         return 0
     shipping.ship_registration(args.set, args.out / "run", args.out, args.ann_data, args.ann_epochs,
                                workers=args.workers, say=print)
+    if args.backbone != "dcnn":
+        print(f"wrote {args.out}/registration-{args.backbone}.json (the weights: {args.out}/run/model.pt)")
+        return 0
     print(f"wrote {args.out}/registration.pt, registration-ann.npz and registration.json")
     return 0

@@ -55,12 +55,16 @@ def table3_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
 
 
 def train_classifier(folder, epochs: int = 6, batch_size: int = 16, learning_rate: float = 1e-2, seed: int = 0,
-                     widths=network.DEFAULT_WIDTHS, index: str = "index.csv") -> tuple[network.ModalityNet, dict]:
-    """Train on the set's training subjects (SGD, momentum 0.9, cross-entropy, CPU); returns
-    the model and the metrics on its validation and test subjects."""
+                     widths=network.DEFAULT_WIDTHS, index: str = "index.csv",
+                     model: torch.nn.Module | None = None, optimiser: str = "sgd") -> tuple[torch.nn.Module, dict]:
+    """Train on the set's training subjects (SGD with momentum 0.9, or ``optimiser`` "adam";
+    cross-entropy, CPU); returns the model and the metrics on its validation and test
+    subjects. ``model``: another classifier to train the same way (``backbones``, Table 3),
+    else the DCNN of ``widths``."""
     torch.manual_seed(seed)
-    model = network.ModalityNet(widths)
-    optimiser = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9)
+    model = network.ModalityNet(widths) if model is None else model
+    optimiser = (torch.optim.Adam(model.parameters(), lr=learning_rate) if optimiser == "adam" else
+                 torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9))
     train = SingleVolumes(folder, "train", index)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):

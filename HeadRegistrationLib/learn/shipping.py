@@ -16,6 +16,7 @@ import SimpleITK as sitk
 import torch
 
 from ..core import geometry
+from ..core.files import write_atomically
 from ..core.resources import torch_device
 from ..data import phantom
 from ..register import ann, prediction, symmetry
@@ -101,7 +102,9 @@ def ship_registration(set_folder, run_folder, out=None, ann_data: str = "train",
     """Fit the ANN on the features of the DCNN trained in ``run_folder`` (``model.pt``) for
     the subjects of ``ann_data`` ("train", "validation" or "train+validation"), measure both
     regressors (the DCNN's head and the ANN) on the other held-out splits, and write the
-    model files and card into ``out`` (the shipped folder when None). Returns the card."""
+    model files and card into ``out`` (the shipped folder when None). A compared backbone
+    (``train_registration(backbone=...)``) is measured the same way and only its card is
+    written, ``registration-<backbone>.json``. Returns the card."""
     set_folder, run_folder = Path(set_folder), Path(run_folder)
     model, settings = training.load_registration(run_folder / "model.pt")
     manifest_path = set_folder / "manifest.json"
@@ -148,5 +151,11 @@ def ship_registration(set_folder, run_folder, out=None, ann_data: str = "train",
             "training": {**settings, "history": torch.load(run_folder / "model.pt", weights_only=True)["history"],
                          "ann_fitted_on": ann_data, "ann_epochs": ann_epochs},
             "metrics": metrics, "cpu_prediction_ms": milliseconds}
-    prediction.save_learned(model, regression, card, out)
+    if settings.get("backbone", "dcnn") == "dcnn":
+        prediction.save_learned(model, regression, card, out)
+    else:   # a compared network (Tables 1-2): measured, not shipped (register runs the paper's DCNN)
+        path = Path(out) / f"registration-{settings['backbone']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda target: Path(target).write_text(json.dumps(
+            {"model": settings["backbone"], "weights": str(run_folder / "model.pt"), **card}, indent=2)))
     return card

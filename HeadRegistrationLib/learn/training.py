@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from ..data import dataset
 from ..register import network
+from . import backbones
 from ..core.errors import HeadRegError
 from ..core.resources import torch_device
 
@@ -57,10 +58,13 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
                        learning_rate: float = PAPER_SCHEDULE["learning_rate"],
                        drop_epoch: int = PAPER_SCHEDULE["drop_epoch"], widths=network.DEFAULT_WIDTHS,
                        seed: int = 0, device: str = "auto", index: str = "index.csv", pool: int = 1,
-                       progress: bool = True, workers: int = 0) -> list[dict]:
+                       progress: bool = True, workers: int = 0, backbone: str = "dcnn",
+                       width: float = 1.0) -> list[dict]:
     """Train (or resume) the registration DCNN on the set in ``folder``; checkpoints and
     the final weights (``model.pt``) go to ``out``; ``workers`` processes read the examples
-    (0: this process). Returns the per-epoch history."""
+    (0: this process). ``backbone``: another network of ``backbones.REGRESSORS`` (the
+    paper's comparison, Tables 1-2) at ``width`` times its published channels, trained the
+    same way. Returns the per-epoch history."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -76,9 +80,11 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
                 "learning_rate": learning_rate, "drop_epoch": drop_epoch, "widths": list(widths), "seed": seed,
                 "pool": pool,
                 "momentum": PAPER_SCHEDULE["momentum"], "parameter_scale": list(network.PARAMETER_SCALE)}
+    if backbone != "dcnn":
+        settings.update(backbone=backbone, width=width)
 
     torch.manual_seed(seed)
-    model = network.RegistrationNet(widths).to(place)
+    model = _network(settings).to(place)
     optimiser = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=PAPER_SCHEDULE["momentum"])
     history, first_epoch = [], 0
     checkpoint_path = out / "checkpoint.pt"
@@ -94,6 +100,9 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
     train, validation = PairExamples(folder, "train", index, pool), PairExamples(folder, "validation", index, pool)
     if len(train) == 0:
         raise HeadRegError(f"{folder} has no training examples")
+    if backbone != "dcnn" and tuple(train[0][0].shape[1:]) != backbones.INPUT_SHAPE:
+        raise HeadRegError(f"the compared networks read the pair on a {'x'.join(map(str, backbones.INPUT_SHAPE))} "
+                           f"grid; {folder} pooled by {pool} gives {'x'.join(map(str, train[0][0].shape[1:]))}")
     sampler = DistributedSampler(train, seed=seed) if distributed else None
     generator = torch.Generator().manual_seed(seed)
     use_amp = place.type == "cuda"
@@ -142,10 +151,16 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
     return history
 
 
-def load_registration(path, place: torch.device = torch.device("cpu")) -> tuple[network.RegistrationNet, dict]:
-    """A trained registration DCNN (``model.pt`` of ``train_registration``) and its settings."""
+def _network(settings: dict) -> torch.nn.Module:
+    if settings.get("backbone", "dcnn") == "dcnn":
+        return network.RegistrationNet(tuple(settings["widths"]))
+    return backbones.regressor(settings["backbone"], settings["width"])
+
+
+def load_registration(path, place: torch.device = torch.device("cpu")) -> tuple[torch.nn.Module, dict]:
+    """A trained registration network (``model.pt`` of ``train_registration``) and its settings."""
     saved = torch.load(path, map_location=place, weights_only=True)
-    model = network.RegistrationNet(tuple(saved["settings"]["widths"]))
+    model = _network(saved["settings"])
     model.load_state_dict(saved["model"])
     return model.to(place).eval(), saved["settings"]
 

@@ -28,7 +28,7 @@ import torch
 from ..core import geometry
 from ..data import dataset
 from ..learn import backbones, compared, modality, shipping, training
-from ..register import ann
+from ..register import ann, prediction
 from . import metrics
 
 REGISTRATION_METHODS = (*backbones.REGRESSORS, "liu", "zou")
@@ -92,11 +92,14 @@ def _milliseconds(predict: Callable[[], object], repeats: int = 5) -> float:
 
 def registration_table(set_folder, out, methods=REGISTRATION_METHODS, width: float = 0.25, epochs: int = 10,
                        ann_epochs: int = 100, with_refinement: bool = True, test_pairs: int | None = None,
+                       optimiser: str = "sgd", with_shipped: bool = True,
                        say: Callable[[str], None] = lambda line: None) -> list[dict]:
     """Train every method in ``methods`` on the set's training subjects (the DCNN at its
     published width, the others at ``width``; the paper's SGD schedule shortened to
-    ``epochs``) and measure it on the test subjects. One record per method: its Table 1
-    row ("published") and, for every network, its Table 2 row (its features -> the ANN)."""
+    ``epochs``, or Adam: ``optimiser`` "adam") and measure it on the test subjects. The
+    first record is no correction at all (the identity: what refinement alone does), then
+    (``with_shipped``) the shipped DCNN and ANN; then one per method: its Table 1 row
+    ("published") and, for every network, its Table 2 row (its features -> the ANN)."""
     out = Path(out)
     train, test = training.PairExamples(set_folder, "train", pool=2), training.PairExamples(set_folder, "test", pool=2)
     unpooled = training.PairExamples(set_folder, "test", pool=1)
@@ -106,14 +109,31 @@ def registration_table(set_folder, out, methods=REGISTRATION_METHODS, width: flo
     truth = test.examples.parameters[:count].astype(np.float64)
     volumes = [unpooled[i][0].numpy() for i in range(count)]
     spacing = json.loads((Path(set_folder) / "manifest.json").read_text())["settings"]["grid_spacing_mm"]
-    records = []
+    records = [{"method": "none (identity)", "width": 0.0, "parameters": 0, "train_seconds": 0, "test_pairs": count,
+                "test_subjects": test.examples.subjects,
+                "published": {**measure(np.zeros_like(truth), truth, volumes, spacing, with_refinement), "cpu_ms": 0.0}}]
+    say(f"no correction: {_summary(records[0]['published'])}")
+    if with_shipped:   # the shipped DCNN + ANN (trained on a GPU on a larger set): held out only if it never saw them
+        learned = prediction.load_learned()
+        seen = {s for s, v in learned.card["data"]["subjects"].items() if v["split"] != "test"}
+        pairs = torch.stack([test[i][0] for i in range(count)])
+        shipped = {"method": "dcnn (shipped)", "width": 1.0, "parameters": backbones.parameter_count(learned.network),
+                   "train_seconds": None, "test_pairs": count, "test_subjects": test.examples.subjects,
+                   "seen_in_training": sorted(seen & set(test.examples.subjects))}
+        for regressor, table in (("head", "published"), ("ann", "with_ann")):
+            shipped[table] = measure(prediction.predict_parameters(learned, pairs, regressor), truth, volumes, spacing,
+                                     with_refinement)
+        shipped["published"]["cpu_ms"] = _milliseconds(lambda: prediction.predict_parameters(learned, pairs[:1], "ann"))
+        records.append(shipped)
+        say(f"shipped: {_summary(shipped['published'])}; + ANN: {_summary(shipped['with_ann'])}")
     for method in methods:
         method_width = 1.0 if method == "dcnn" else width
         torch.manual_seed(0)
         began = time.perf_counter()
         if method in backbones.REGRESSORS:
             training.train_registration(set_folder, out / method, epochs, drop_epoch=max(1, 2 * epochs // 3),
-                                        backbone=method, width=method_width, pool=2, progress=False, device="cpu")
+                                        backbone=method, width=method_width, pool=2, progress=False, device="cpu",
+                                        optimiser=optimiser)
             model, _ = training.load_registration(out / method / "model.pt")
             seconds = time.perf_counter() - began
             published = training.predict(model, _First(test, count), torch.device("cpu"))

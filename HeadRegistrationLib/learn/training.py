@@ -59,12 +59,13 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
                        drop_epoch: int = PAPER_SCHEDULE["drop_epoch"], widths=network.DEFAULT_WIDTHS,
                        seed: int = 0, device: str = "auto", index: str = "index.csv", pool: int = 1,
                        progress: bool = True, workers: int = 0, backbone: str = "dcnn",
-                       width: float = 1.0) -> list[dict]:
+                       width: float = 1.0, optimiser: str = "sgd") -> list[dict]:
     """Train (or resume) the registration DCNN on the set in ``folder``; checkpoints and
     the final weights (``model.pt``) go to ``out``; ``workers`` processes read the examples
     (0: this process). ``backbone``: another network of ``backbones.REGRESSORS`` (the
     paper's comparison, Tables 1-2) at ``width`` times its published channels, trained the
-    same way. Returns the per-epoch history."""
+    same way. ``optimiser`` "adam": Adam at ``learning_rate`` with the same drop, instead
+    of the paper's SGD. Returns the per-epoch history."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -73,6 +74,12 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     else:
         rank = 0
+    train, validation = PairExamples(folder, "train", index, pool), PairExamples(folder, "validation", index, pool)
+    if len(train) == 0:
+        raise HeadRegError(f"{folder} has no training examples")
+    if backbone != "dcnn" and tuple(train[0][0].shape[1:]) != backbones.INPUT_SHAPE:
+        raise HeadRegError(f"the compared networks read the pair on a {'x'.join(map(str, backbones.INPUT_SHAPE))} "
+                           f"grid; {folder} pooled by {pool} gives {'x'.join(map(str, train[0][0].shape[1:]))}")
     place = torch_device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,10 +89,13 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
                 "momentum": PAPER_SCHEDULE["momentum"], "parameter_scale": list(network.PARAMETER_SCALE)}
     if backbone != "dcnn":
         settings.update(backbone=backbone, width=width)
+    if optimiser != "sgd":
+        settings.update(optimiser=optimiser)
 
     torch.manual_seed(seed)
     model = _network(settings).to(place)
-    optimiser = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=PAPER_SCHEDULE["momentum"])
+    optimiser = (torch.optim.Adam(model.parameters(), lr=learning_rate) if optimiser == "adam" else
+                 torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=PAPER_SCHEDULE["momentum"]))
     history, first_epoch = [], 0
     checkpoint_path = out / "checkpoint.pt"
     if checkpoint_path.exists():
@@ -97,12 +107,6 @@ def train_registration(folder, out, epochs: int = PAPER_SCHEDULE["epochs"], batc
         history, first_epoch = checkpoint["history"], checkpoint["epoch"] + 1
     trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
-    train, validation = PairExamples(folder, "train", index, pool), PairExamples(folder, "validation", index, pool)
-    if len(train) == 0:
-        raise HeadRegError(f"{folder} has no training examples")
-    if backbone != "dcnn" and tuple(train[0][0].shape[1:]) != backbones.INPUT_SHAPE:
-        raise HeadRegError(f"the compared networks read the pair on a {'x'.join(map(str, backbones.INPUT_SHAPE))} "
-                           f"grid; {folder} pooled by {pool} gives {'x'.join(map(str, train[0][0].shape[1:]))}")
     sampler = DistributedSampler(train, seed=seed) if distributed else None
     generator = torch.Generator().manual_seed(seed)
     use_amp = place.type == "cuda"

@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="classifiers: 6; registration: 10")
     parser.add_argument("--methods", help="comma list (default: all)")
     parser.add_argument("--test-pairs", type=int, help="registration: the first N test pairs only")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where to train")
     parser.add_argument("--optimiser", choices=("sgd", "adam"), default="sgd",
                         help="the paper's SGD (classifiers: momentum 0.9, 1e-2; registration: 1e-3, dropped tenfold "
                              "at 2/3 of the epochs) or Adam at 1e-3 (registration: dropped the same way)")
@@ -68,12 +69,13 @@ def main() -> None:
     if args.table == "classifiers":
         names = tuple(args.methods.split(",")) if args.methods else comparison.backbones.NAMES
         records = comparison.classifier_table(args.set, names, args.width, args.epochs or 6,
-                                              optimiser=args.optimiser, say=print)
+                                              optimiser=args.optimiser, device=args.device, say=print)
         tables = classifier_markdown(records)
     else:
         methods = tuple(args.methods.split(",")) if args.methods else comparison.REGISTRATION_METHODS
         records = comparison.registration_table(args.set, args.out / "runs", methods, args.width, args.epochs or 10,
-                                                test_pairs=args.test_pairs, optimiser=args.optimiser, say=print)
+                                                test_pairs=args.test_pairs, optimiser=args.optimiser,
+                                                device=args.device, say=print)
         tables = ("Table 1 (each method as published)\n\n" + registration_markdown(records, "published")
                   + "\n\nTable 2 (the networks' features -> the paper's ANN)\n\n"
                   + registration_markdown(records, "with_ann"))

@@ -90,13 +90,40 @@ def _milliseconds(predict: Callable[[], object], repeats: int = 5) -> float:
     return 1000 * float(np.median(timings))
 
 
+def _train_and_predict(method: str, set_folder, out: Path, train, test, width: float, epochs: int, spacing: float,
+                       optimiser: str, device: str):
+    """One compared method trained on ``train``: (model, its parameters for ``test``,
+    training seconds, CPU milliseconds of one prediction)."""
+    torch.manual_seed(0)
+    began = time.perf_counter()
+    if method in backbones.REGRESSORS:
+        training.train_registration(set_folder, out / method, epochs, drop_epoch=max(1, 2 * epochs // 3),
+                                    backbone=method, width=width, pool=2, progress=False, device=device,
+                                    optimiser=optimiser)
+        model, _ = training.load_registration(out / method / "model.pt")
+        seconds = time.perf_counter() - began
+        with torch.no_grad():
+            return (model, training.predict(model, test, torch.device("cpu")), seconds,
+                    _milliseconds(lambda: model(test[0][0][None])))
+    trainers = {"liu": (compared.train_synthesis, compared.predict_liu),
+                "zou": (compared.train_points, compared.predict_zou)}
+    if method not in trainers:
+        raise ValueError(f"unknown method {method!r}: choose from {', '.join(REGISTRATION_METHODS)}")
+    fit, predict = trainers[method]
+    model = fit(train, 2 * spacing, width, epochs, device=device)   # the pooled grid: twice the set's spacing
+    seconds = time.perf_counter() - began
+    return (model, predict(model, test, 2 * spacing), seconds,
+            _milliseconds(lambda: predict(model, _First(test, 1), 2 * spacing)))
+
+
 def registration_table(set_folder, out, methods=REGISTRATION_METHODS, width: float = 0.25, epochs: int = 10,
                        ann_epochs: int = 100, with_refinement: bool = True, test_pairs: int | None = None,
-                       optimiser: str = "sgd", with_shipped: bool = True,
+                       optimiser: str = "sgd", with_shipped: bool = True, device: str = "cpu",
                        say: Callable[[str], None] = lambda line: None) -> list[dict]:
     """Train every method in ``methods`` on the set's training subjects (the DCNN at its
     published width, the others at ``width``; the paper's SGD schedule shortened to
-    ``epochs``, or Adam: ``optimiser`` "adam") and measure it on the test subjects. The
+    ``epochs``, or Adam: ``optimiser`` "adam"; on ``device``) and measure it on the test
+    subjects (predictions and timings on the CPU). The
     first record is no correction at all (the identity: what refinement alone does), then
     (``with_shipped``) the shipped DCNN and ANN; then one per method: its Table 1 row
     ("published") and, for every network, its Table 2 row (its features -> the ANN)."""
@@ -128,29 +155,8 @@ def registration_table(set_folder, out, methods=REGISTRATION_METHODS, width: flo
         say(f"shipped: {_summary(shipped['published'])}; + ANN: {_summary(shipped['with_ann'])}")
     for method in methods:
         method_width = 1.0 if method == "dcnn" else width
-        torch.manual_seed(0)
-        began = time.perf_counter()
-        if method in backbones.REGRESSORS:
-            training.train_registration(set_folder, out / method, epochs, drop_epoch=max(1, 2 * epochs // 3),
-                                        backbone=method, width=method_width, pool=2, progress=False, device="cpu",
-                                        optimiser=optimiser)
-            model, _ = training.load_registration(out / method / "model.pt")
-            seconds = time.perf_counter() - began
-            published = training.predict(model, _First(test, count), torch.device("cpu"))
-            with torch.no_grad():
-                milliseconds = _milliseconds(lambda: model(test[0][0][None]))
-        elif method == "liu":
-            model = compared.train_synthesis(train, 2 * spacing, method_width, epochs)
-            seconds = time.perf_counter() - began
-            published = compared.predict_liu(model, _First(test, count), 2 * spacing)
-            milliseconds = _milliseconds(lambda: compared.predict_liu(model, _First(test, 1), 2 * spacing))
-        elif method == "zou":
-            model = compared.train_points(train, 2 * spacing, method_width, epochs)
-            seconds = time.perf_counter() - began
-            published = compared.predict_zou(model, _First(test, count), 2 * spacing)
-            milliseconds = _milliseconds(lambda: compared.predict_zou(model, _First(test, 1), 2 * spacing))
-        else:
-            raise ValueError(f"unknown method {method!r}: choose from {', '.join(REGISTRATION_METHODS)}")
+        model, published, seconds, milliseconds = _train_and_predict(
+            method, set_folder, out, train, _First(test, count), method_width, epochs, spacing, optimiser, device)
         record = {"method": method, "width": method_width, "parameters": backbones.parameter_count(model),
                   "train_seconds": round(seconds), "test_pairs": count, "test_subjects": test.examples.subjects,
                   "published": {**measure(published, truth, volumes, spacing, with_refinement),
@@ -190,7 +196,8 @@ def _summary(record: dict) -> str:
 
 
 def classifier_table(set_folder, names=backbones.NAMES, width: float = 0.25, epochs: int = 6, data_dir=None,
-                     optimiser: str = "sgd", say: Callable[[str], None] = lambda line: None) -> list[dict]:
+                     optimiser: str = "sgd", device: str = "cpu",
+                     say: Callable[[str], None] = lambda line: None) -> list[dict]:
     """Train every classifier (the DCNN at its published width, the others at ``width``) as
     the shipped one is trained (or with Adam at 1e-3: ``optimiser`` "adam") and measure it
     on the test subjects (Table 3), per kind of volume, and on the shared real volumes (the
@@ -201,7 +208,7 @@ def classifier_table(set_folder, names=backbones.NAMES, width: float = 0.25, epo
         model = backbones.classifier(name, 1.0 if name == "dcnn" else width)
         began = time.perf_counter()
         model, results = modality.train_classifier(set_folder, epochs=epochs, model=model, optimiser=optimiser,
-                                                   learning_rate=1e-3 if optimiser == "adam" else 1e-2)
+                                                   learning_rate=1e-3 if optimiser == "adam" else 1e-2, device=device)
         seconds = time.perf_counter() - began
         example = modality.SingleVolumes(set_folder, "test")[0][0][None]
         model.eval()

@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..core import geometry
+from ..core.resources import torch_device
 from .backbones import _channels, _conv
 from .shipping import moved
 from .training import PairExamples
@@ -70,20 +71,22 @@ class SynthesisNet(nn.Module):
 
 
 def train_synthesis(examples: PairExamples, spacing: float, width: float, epochs: int, seed: int = 0,
-                    batch_size: int = 8) -> SynthesisNet:
+                    batch_size: int = 8, device: str = "cpu") -> SynthesisNet:
     torch.manual_seed(seed)
-    model = SynthesisNet(width)
+    place = torch_device(device)
+    model = SynthesisNet(width).to(place)
     pairs = [(torch.from_numpy(ct)[None], torch.from_numpy(mr)[None]) for mr, ct in _aligned(examples, spacing)]
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
         for ct, mr in DataLoader(pairs, batch_size=batch_size, shuffle=True, generator=generator):
+            ct, mr = ct.to(place), mr.to(place)
             loss = torch.sum((model(ct) - mr) ** 2) / len(ct)   # the sum of squared differences
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-    return model.eval()
+    return model.cpu().eval()
 
 
 def register_mono_modal(fixed: np.ndarray, moving_like_fixed: np.ndarray, spacing: float) -> np.ndarray:
@@ -144,41 +147,43 @@ class InterestPoints(nn.Module):
 
 def _positions(indices: torch.Tensor, shape, spacing: float) -> torch.Tensor:
     """(N, 3: z, y, x) voxel indices -> (N, 3: x, y, z) mm about the grid centre."""
-    centre = (torch.tensor(shape, dtype=torch.float32) - 1) / 2
+    centre = (torch.tensor(shape, dtype=torch.float32, device=indices.device) - 1) / 2
     return ((indices.float() - centre) * spacing).flip(-1)
 
 
 def _sample(maps: torch.Tensor, points_mm: torch.Tensor, spacing: float) -> torch.Tensor:
     """Trilinear values of (C, z, y, x) ``maps`` at (N, 3: x, y, z) mm points: (N, C)."""
-    size = torch.tensor(maps.shape[1:][::-1], dtype=torch.float32)   # x, y, z
+    size = torch.tensor(maps.shape[1:][::-1], dtype=torch.float32, device=maps.device)   # x, y, z
     grid = points_mm / spacing / ((size - 1) / 2)
     values = nn.functional.grid_sample(maps[None], grid.reshape(1, -1, 1, 1, 3), align_corners=True)
     return values[0, :, :, 0, 0].T
 
 
 def train_points(examples: PairExamples, spacing: float, width: float, epochs: int, seed: int = 0,
-                 points: int = 256, temperature: float = 0.1) -> InterestPoints:
+                 points: int = 256, temperature: float = 0.1, device: str = "cpu") -> InterestPoints:
     """InfoNCE on the descriptors of fixed head points and of their true moving positions;
     the scores learn where the nearest descriptor is the right one."""
     torch.manual_seed(seed)
-    model = InterestPoints(width)
+    place = torch_device(device)
+    model = InterestPoints(width).to(place)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
         for i in torch.randperm(len(examples), generator=generator).tolist():
             volumes, _ = examples[i]
-            truth = torch.from_numpy(geometry.matrix_from_parameters(examples.examples.parameters[i])).float()
+            volumes = volumes.to(place)
+            truth = torch.from_numpy(geometry.matrix_from_parameters(examples.examples.parameters[i])).float().to(place)
             fixed_score, fixed_descriptors = model.mr(volumes[None, :1])
             moving_score, moving_descriptors = model.ct(volumes[None, 1:2])
             head = torch.nonzero(volumes[0] > 0.2)
-            chosen = head[torch.randint(len(head), (points,), generator=generator)]
+            chosen = head[torch.randint(len(head), (points,), generator=generator).to(place)]
             at_fixed = _positions(chosen, volumes.shape[1:], spacing)
             at_moving = at_fixed @ truth[:3, :3].T + truth[:3, 3]
             f = fixed_descriptors[0, :, chosen[:, 0], chosen[:, 1], chosen[:, 2]].T
             m = nn.functional.normalize(_sample(moving_descriptors[0], at_moving, spacing), dim=1)
             logits = f @ m.T / temperature
-            target = torch.arange(points)
+            target = torch.arange(points, device=place)
             right = (logits.argmax(1) == target).float().detach()
             scores = torch.cat([fixed_score[0, chosen[:, 0], chosen[:, 1], chosen[:, 2]],
                                 _sample(moving_score, at_moving, spacing)[:, 0]])
@@ -187,7 +192,7 @@ def train_points(examples: PairExamples, spacing: float, width: float, epochs: i
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-    return model.eval()
+    return model.cpu().eval()
 
 
 def _kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:

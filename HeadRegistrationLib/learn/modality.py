@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import dataset, phantom
+from ..core.resources import torch_device
 from ..register import classifier, network
 
 # Shared real volumes (../shared/data/README.md) and their true modality: checked after training.
@@ -56,13 +57,15 @@ def table3_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict:
 
 def train_classifier(folder, epochs: int = 6, batch_size: int = 16, learning_rate: float = 1e-2, seed: int = 0,
                      widths=network.DEFAULT_WIDTHS, index: str = "index.csv",
-                     model: torch.nn.Module | None = None, optimiser: str = "sgd") -> tuple[torch.nn.Module, dict]:
+                     model: torch.nn.Module | None = None, optimiser: str = "sgd",
+                     device: str = "cpu") -> tuple[torch.nn.Module, dict]:
     """Train on the set's training subjects (SGD with momentum 0.9, or ``optimiser`` "adam";
     cross-entropy, CPU); returns the model and the metrics on its validation and test
     subjects. ``model``: another classifier to train the same way (``backbones``, Table 3),
-    else the DCNN of ``widths``."""
+    else the DCNN of ``widths``. ``device``: where to train (the model returns on the CPU)."""
     torch.manual_seed(seed)
-    model = network.ModalityNet(widths) if model is None else model
+    place = torch_device(device)
+    model = (network.ModalityNet(widths) if model is None else model).to(place)
     optimiser = (torch.optim.Adam(model.parameters(), lr=learning_rate) if optimiser == "adam" else
                  torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9))
     train = SingleVolumes(folder, "train", index)
@@ -70,10 +73,11 @@ def train_classifier(folder, epochs: int = 6, batch_size: int = 16, learning_rat
     for _ in range(epochs):
         model.train()
         for volumes, labels in DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator):
-            loss = torch.nn.functional.cross_entropy(model(volumes), labels)
+            loss = torch.nn.functional.cross_entropy(model(volumes.to(place)), labels.to(place))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+    model.cpu()
     results = {}
     for split in ("validation", "test"):
         held_out = SingleVolumes(folder, split, index)

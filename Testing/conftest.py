@@ -25,10 +25,24 @@ TINY_SET = {"copies": 4, "seed": 0, "grid_size": [16, 16, 16], "grid_spacing_mm"
             "max_shift_mm": 5.0, "center_jitter_mm": 5.0}
 
 
+COMPARE_SET = {**TINY_SET, "copies": 2, "grid_size": [64, 64, 64], "grid_spacing_mm": 4.0}   # the shipped grid
+
+
+def _phantom_set(tmp_path_factory, name: str, settings: dict):
+    """A training set of three phantom subjects (train, validation, test)."""
+    from HeadRegistrationLib.data import dataset
+    folder = tmp_path_factory.mktemp(name)
+    dataset.build(folder, dataset.phantom_subjects(3), settings)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_set(tmp_path_factory):
-    """A training set of three phantom subjects, 4 copies each, on a 16^3 grid at 16 mm."""
-    from HeadRegistrationLib.data import dataset
-    folder = tmp_path_factory.mktemp("tiny")
-    dataset.build(folder, dataset.phantom_subjects(3), TINY_SET)
-    return folder
+    """Three phantom subjects, 4 copies each, on a 16^3 grid at 16 mm."""
+    return _phantom_set(tmp_path_factory, "tiny", TINY_SET)
+
+
+@pytest.fixture(scope="session")
+def compare_set(tmp_path_factory):
+    """Three phantom subjects, two copies each, on the shipped 64^3 grid at 4 mm (the compared networks' input)."""
+    return _phantom_set(tmp_path_factory, "compare", COMPARE_SET)

@@ -113,19 +113,6 @@ def test_ransac_recovers_a_rigid_transform_among_outliers():
     np.testing.assert_allclose(compared.ransac_rigid(a[:2], b[:2], 2.0), np.eye(4))
 
 
-COMPARE_SET = {"copies": 2, "seed": 0, "grid_size": [64, 64, 64], "grid_spacing_mm": 4.0, "max_angle_deg": 15.0,
-               "max_shift_mm": 5.0, "center_jitter_mm": 5.0}
-
-
-@pytest.fixture(scope="module")
-def compare_set(tmp_path_factory):
-    """Three phantom subjects (train, validation, test), two copies each, on the shipped grid."""
-    from HeadRegistrationLib.data import dataset
-    folder = tmp_path_factory.mktemp("compare")
-    dataset.build(folder, dataset.phantom_subjects(3), COMPARE_SET)
-    return folder
-
-
 def test_tables_1_and_2_run_each_kind_of_method_end_to_end(compare_set, tmp_path):
     """A regressor, the synthesis method and the interest-point method (every network is
     built and trained above; these three cover the table's three code paths)."""

@@ -53,7 +53,7 @@ def refine(fixed: np.ndarray, moving: np.ndarray, spacing: float, start: np.ndar
     method.SetSmoothingSigmasPerLevel([1, 0])
     method.SetInterpolator(sitk.sitkLinear)
     method.SetInitialTransform(geometry.sitk_from_matrix(geometry.matrix_from_parameters(start)), inPlace=False)
-    found = method.Execute(compared.grid_image(fixed, spacing), compared.grid_image(moving, spacing))
+    found = method.Execute(shipping.grid_image(fixed, spacing), shipping.grid_image(moving, spacing))
     return geometry.parameters_from_matrix(geometry.matrix_from_sitk(found))
 
 
@@ -68,7 +68,7 @@ def measure(predicted: np.ndarray, truth: np.ndarray, volumes: list[np.ndarray],
     for stage, found in rows.items():
         rotation, translation = shipping.parameter_errors(found, truth)
         r2, overall = shipping.r_squared(found, truth)
-        scores = [metrics.paper_metrics(compared.grid_image(v[0], spacing), compared.grid_image(v[1], spacing),
+        scores = [metrics.paper_metrics(shipping.grid_image(v[0], spacing), shipping.grid_image(v[1], spacing),
                                         geometry.matrix_from_parameters(t), geometry.matrix_from_parameters(f),
                                         _ct_head)
                   for v, t, f in zip(volumes, truth, found)]

@@ -28,16 +28,8 @@ from torch.utils.data import DataLoader
 from ..core import geometry
 from ..core.resources import torch_device
 from .backbones import _channels, _conv
-from .shipping import moved
+from .shipping import grid_image, moved
 from .training import PairExamples
-
-
-def grid_image(volume: np.ndarray, spacing: float) -> sitk.Image:
-    """A (z, y, x) grid volume as an image centred on the origin, as ``shipping.moved`` places it."""
-    image = sitk.GetImageFromArray(np.ascontiguousarray(volume, dtype=np.float32))
-    image.SetSpacing([spacing] * 3)
-    image.SetOrigin((-(np.array(volume.shape[::-1]) - 1) / 2 * spacing).tolist())
-    return image
 
 
 def _aligned(examples: PairExamples, spacing: float):

@@ -40,11 +40,18 @@ def r_squared(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, flo
     return 1 - residual.sum(0) / spread.sum(0), float(1 - residual.sum() / spread.sum())
 
 
+def grid_image(volume: np.ndarray, spacing: float) -> sitk.Image:
+    """A stored (z, y, x) grid volume as an image centred on the origin (the parameters'
+    rotation centre)."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume, dtype=np.float32))
+    image.SetSpacing([spacing] * 3)
+    image.SetOrigin((-(np.array(volume.shape[::-1]) - 1) / 2 * spacing).tolist())
+    return image
+
+
 def moved(moving: np.ndarray, transform: np.ndarray, spacing: float) -> np.ndarray:
     """A stored (normalised) moving volume seen through ``transform`` (about the grid centre)."""
-    image = sitk.GetImageFromArray(moving)
-    image.SetSpacing([spacing] * 3)
-    image.SetOrigin((-(np.array(moving.shape[::-1]) - 1) / 2 * spacing).tolist())
+    image = grid_image(moving, spacing)
     return sitk.GetArrayFromImage(sitk.Resample(image, image, geometry.sitk_from_matrix(transform),
                                                 sitk.sitkLinear, 0.0, sitk.sitkFloat32))
 

@@ -178,7 +178,11 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
         raise HeadRegError(f"{names[0]} and {names[1]} are the same image: give one CT and one MR of the head")
     working = []
     for name, image in zip(names, (image_a, image_b)):
-        copy, factors = preprocessing.working_copy(image)
+        copy, padding = preprocessing.without_padding(image)
+        if padding:
+            warnings.append(f"{name}: {padding:.0%} of the voxels hold the padding value "
+                            f"{sitk.GetArrayViewFromImage(image).min():g} (outside the scanned field): taken as air")
+        copy, factors = preprocessing.working_copy(copy)
         if factors != [1, 1, 1]:
             warnings.append(f"{name} has {np.prod(image.GetSize()):.3g} voxels: registered on a copy averaged "
                             f"down by {'x'.join(map(str, factors))}")

@@ -48,3 +48,12 @@ def test_registration_with_tqdm_sklearn_matplotlib_blocked_uses_the_learned_mode
     assert all(p is not None for p in outcome["classifier"])   # the network classified both
     for stack in ("learn", "data", "evaluate", "groundtruth", "cli", "core.batch", "core.qa"):
         assert not any(m.startswith(f"HeadRegistrationLib.{stack}") for m in outcome["modules"]), stack
+
+
+def test_register_starts_without_pytorch_and_imports_it_beside_the_head_masks():
+    """`headreg register` and `autoregister` import no PyTorch before the registration
+    begins: it is imported in a thread while the volumes are checked and their heads found."""
+    script = ("import sys; from HeadRegistrationLib.cli import build_parser; build_parser('register'); "
+              "from HeadRegistrationLib.register import autoregister; print('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "False", run.stderr[-2000:]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from HeadRegistrationLib.data import phantom
-from HeadRegistrationLib.cli import write_phantom
+from HeadRegistrationLib.data.phantom import write_phantom
 
 
 def timed(function, repeats):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..core import volume_io
 from ..core.errors import HeadRegError
-from ..register import autoregister, classifier, symmetry
+from ..register import autoregister, classifier, preprocessing, symmetry
 from .common import add_series, print_warnings, read_volume
 
 
@@ -28,6 +28,7 @@ def run(args) -> int:
         try:
             image = read_volume(path, args)
             volume_io.check_volume_content(image, str(path))
+            image, _ = preprocessing.without_padding(image)
             mask = symmetry.head_mask(image, autoregister.MASK_SPACING_MM)
             autoregister.check_head(image, mask, str(path))
             decision = classifier.decide(image, model, head_mask=mask)

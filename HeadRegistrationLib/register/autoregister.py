@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from .. import __version__
 from ..core import geometry, volume_io
-from . import modality, preprocessing, quality, search, symmetry
+from . import modality, preprocessing, quality, symmetry
 from ..core.errors import Cancelled, HeadRegError
 from ..core.resources import torch_device
 
@@ -138,6 +138,39 @@ def check_head(image: sitk.Image, head: sitk.Image, name: str) -> None:
         raise HeadRegError(f"{name} does not look like a head scan: {problem}")
 
 
+def _with_torch(models, model_folder, device):
+    """The torch device and the models (``load_models`` when ``models`` is None). PyTorch's
+    import (a second or two) happens here, in a thread beside ``_heads``."""
+    return torch_device(device), models if models is not None else load_models(model_folder, device)
+
+
+def _heads(images, names, stage_begins) -> tuple[list, list, list, list[str]]:
+    """Both inputs checked (``volume_io.check_volume_content``, not one image twice), a
+    CT's padding taken as air, a very large one averaged down, each head mask checked
+    (``check_head``) and its symmetry frame: (masks, frames, working images, warnings)."""
+    for name, image in zip(names, images):
+        volume_io.check_volume_content(image, name)
+    if same_image(*images):
+        raise HeadRegError(f"{names[0]} and {names[1]} are the same image: give one CT and one MR of the head")
+    working, warnings = [], []
+    for name, image in zip(names, images):
+        copy, padding = preprocessing.without_padding(image)
+        if padding:
+            warnings.append(f"{name}: {padding:.0%} of the voxels hold the padding value "
+                            f"{sitk.GetArrayViewFromImage(image).min():g} (outside the scanned field): taken as air")
+        copy, factors = preprocessing.working_copy(copy)
+        if factors != [1, 1, 1]:
+            warnings.append(f"{name} has {np.prod(image.GetSize()):.3g} voxels: registered on a copy averaged "
+                            f"down by {'x'.join(map(str, factors))}")
+        working.append(copy)
+    stage_begins("head masks and symmetry frames")
+    masks = [symmetry.head_mask(image, MASK_SPACING_MM) for image in working]
+    for name, image, mask in zip(names, working, masks):
+        check_head(image, mask, name)
+    frames = [symmetry.symmetry_frame(image, mask) for image, mask in zip(working, masks)]
+    return masks, frames, working, warnings
+
+
 def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = True, device: str = "auto",
                      model_folder=None, progress: Callable[[str, float], None] | None = None,
                      models=None, effort: str = "fast",
@@ -153,8 +186,6 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
     ``progress(stage, fraction)`` gets each stage's name as it begins and again as its
     optimiser iterates, with the fraction of the whole registration done (``overall_fraction``).
     """
-    where = torch_device(device)
-
     def check():
         if cancelled is not None and cancelled():
             raise Cancelled()
@@ -163,7 +194,7 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
         check()
         if progress is not None:
             progress(stage, overall_fraction(stage, done))
-    seconds, warnings = {}, []
+    seconds = {}
     clock = time.perf_counter()
 
     def lap(stage):
@@ -172,33 +203,14 @@ def register_volumes(image_a: sitk.Image, image_b: sitk.Image, refine: bool = Tr
         seconds[stage] = seconds.get(stage, 0.0) + now - clock
         clock = now
 
-    for name, image in zip(names, (image_a, image_b)):
-        volume_io.check_volume_content(image, name)
-    if same_image(image_a, image_b):
-        raise HeadRegError(f"{names[0]} and {names[1]} are the same image: give one CT and one MR of the head")
-    working = []
-    for name, image in zip(names, (image_a, image_b)):
-        copy, padding = preprocessing.without_padding(image)
-        if padding:
-            warnings.append(f"{name}: {padding:.0%} of the voxels hold the padding value "
-                            f"{sitk.GetArrayViewFromImage(image).min():g} (outside the scanned field): taken as air")
-        copy, factors = preprocessing.working_copy(copy)
-        if factors != [1, 1, 1]:
-            warnings.append(f"{name} has {np.prod(image.GetSize()):.3g} voxels: registered on a copy averaged "
-                            f"down by {'x'.join(map(str, factors))}")
-        working.append(copy)
-    image_a, image_b = working
-    with ThreadPoolExecutor(1) as loader:   # PyTorch loads the models while ITK works on the images
-        loading = loader.submit(load_models, model_folder, device) if models is None else None
-        stage_begins("head masks and symmetry frames")
-        masks = [symmetry.head_mask(image, MASK_SPACING_MM) for image in (image_a, image_b)]
-        for name, image, mask in zip(names, (image_a, image_b), masks):
-            check_head(image, mask, name)
-        frames = [symmetry.symmetry_frame(image, mask) for image, mask in zip((image_a, image_b), masks)]
+    with ThreadPoolExecutor(1) as loader:   # PyTorch is imported and the models loaded while ITK works
+        loading = loader.submit(_with_torch, models, model_folder, device)
+        masks, frames, (image_a, image_b), warnings = _heads((image_a, image_b), names, stage_begins)
         lap("frames")
         stage_begins("loading the models")
-        classifier_model, learned = models if loading is None else loading.result()
+        where, (classifier_model, learned) = loading.result()
     lap("models")   # the wait for them, beyond the frames
+    from . import search   # it runs on PyTorch, which the loader has imported by now
 
     stage_begins("modality")
     decisions = decide_modalities((image_a, image_b), classifier_model, [f.center for f in frames], masks)

@@ -28,7 +28,7 @@ def run(args) -> int:
         try:
             image = read_volume(path, args)
             volume_io.check_volume_content(image, str(path))
-            image, _ = preprocessing.without_padding(image)
+            image, padded = preprocessing.without_padding(image)
             mask = symmetry.head_mask(image, autoregister.MASK_SPACING_MM)
             autoregister.check_head(image, mask, str(path))
             decision = classifier.decide(image, model, head_mask=mask)
@@ -38,5 +38,5 @@ def run(args) -> int:
             failed += 1
             continue
         print(f"{path} {decision.modality} {decision.probability:.3f}", flush=True)
-        print_warnings(decision.warnings, f"warning: {path}: ")
+        print_warnings(decision.warnings + ([padded] if padded else []), f"warning: {path}: ")
     return 1 if failed else 0

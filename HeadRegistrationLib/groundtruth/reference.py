@@ -69,7 +69,7 @@ def ground_truth(fixed: sitk.Image, moving: sitk.Image, preset: str = "accurate"
     if preset not in PRESETS:
         raise HeadRegError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     began = time.perf_counter()
-    (fixed, fixed_padding), (moving, moving_padding) = (preprocessing.without_padding(i) for i in (fixed, moving))
+    (fixed, fixed_padded), (moving, moving_padded) = (preprocessing.without_padding(i) for i in (fixed, moving))
     fixed_mask, moving_mask = (symmetry.head_mask(image, MASK_SPACING_MM) for image in (fixed, moving))
     fixed_frame, moving_frame = (symmetry.symmetry_frame(image, mask)
                                  for image, mask in ((fixed, fixed_mask), (moving, moving_mask)))
@@ -77,8 +77,8 @@ def ground_truth(fixed: sitk.Image, moving: sitk.Image, preset: str = "accurate"
                 f"({np.sqrt(frame.variances).round(1).tolist()} mm)"
                 for name, frame in (("fixed", fixed_frame), ("moving", moving_frame))
                 if use_symmetry and not frame.distinct_axes()]
-    warnings += [f"{padding:.0%} of the {name} volume's voxels hold a padding value (outside the scanned field): "
-                 "taken as air" for name, padding in (("fixed", fixed_padding), ("moving", moving_padding)) if padding]
+    warnings += [f"the {name} volume: {padded}" for name, padded in (("fixed", fixed_padded), ("moving", moving_padded))
+                 if padded]
     from ..register import classifier   # the decision register makes, to say what a pair of one modality cannot prove
     model = classifier.load_model()
     kinds_of = [classifier.decide(image, model, frame.center, mask) for image, frame, mask in

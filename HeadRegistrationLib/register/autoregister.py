@@ -154,10 +154,9 @@ def _heads(images, names, stage_begins) -> tuple[list, list, list, list[str]]:
         raise HeadRegError(f"{names[0]} and {names[1]} are the same image: give one CT and one MR of the head")
     working, warnings = [], []
     for name, image in zip(names, images):
-        copy, padding = preprocessing.without_padding(image)
-        if padding:
-            warnings.append(f"{name}: {padding:.0%} of the voxels hold the padding value "
-                            f"{sitk.GetArrayViewFromImage(image).min():g} (outside the scanned field): taken as air")
+        copy, padded = preprocessing.without_padding(image)
+        if padded:
+            warnings.append(f"{name}: {padded}")
         copy, factors = preprocessing.working_copy(copy)
         if factors != [1, 1, 1]:
             warnings.append(f"{name} has {np.prod(image.GetSize()):.3g} voxels: registered on a copy averaged "

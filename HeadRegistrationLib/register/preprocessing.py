@@ -51,30 +51,30 @@ PADDING_MIN_FRACTION = 0.005   # of the voxels at the minimum, for it to be a pa
 PADDING_MIN_GAP = 0.2          # of the other voxels' range, between the padding and the lowest of them
 
 
-def without_padding(image: sitk.Image) -> tuple[sitk.Image, float]:
+def without_padding(image: sitk.Image) -> tuple[sitk.Image, str]:
     """``image`` with its padding value, if it has one, replaced by its lowest real value,
-    and the fraction of voxels that were padding (0: the image itself).
+    and what was done, in words ("": nothing, the image itself).
 
-    CT scanners store what lies outside the reconstruction circle (or a gantry-tilt
-    correction's sheared edges) as one value far below air: -3024 or -2048 HU. Left in,
-    it is the image's darkest "tissue": the Otsu head mask takes the circle for the head
-    and resampling fills with it. It is recognised as a value held by many voxels
-    (``PADDING_MIN_FRACTION``) that lies below all the others by a gap of at least
-    ``PADDING_MIN_GAP`` of their range; an MR's zero background or a CT's clipped -1024
-    lies next to the values above it and is kept."""
+    CT scanners store what lies outside the reconstruction circle as one value far below
+    air: -3024 or -2048 HU. Left in, it is the image's darkest "tissue": the Otsu head mask
+    takes the circle for the head and resampling fills with it. It is recognised as a
+    value held by many voxels (``PADDING_MIN_FRACTION``) that lies below all the others by
+    a gap of at least ``PADDING_MIN_GAP`` of their range; an MR's zero background or a CT's
+    clipped -1024 lies next to the values above it and is kept."""
     values = sitk.GetArrayViewFromImage(image)
     low = values.min()
     padded = values == low
     fraction = float(padded.mean())
     if fraction < PADDING_MIN_FRACTION or fraction == 1.0:
-        return image, 0.0
+        return image, ""
     rest = values[~padded]
     floor, top = np.percentile(rest[:: max(1, rest.size // 1_000_000)], [0.01, 99.99])
     if not floor - float(low) > PADDING_MIN_GAP * (top - floor):
-        return image, 0.0
+        return image, ""
     cleaned = sitk.GetImageFromArray(np.where(padded, np.asarray(floor, values.dtype), values))
     cleaned.CopyInformation(image)
-    return cleaned, fraction
+    return cleaned, (f"{fraction:.0%} of the voxels hold the padding value {low:g} (outside the scanned field): "
+                     "taken as air")
 
 
 def crop_to_head(image: sitk.Image, head_mask: sitk.Image, margin_mm: float) -> sitk.Image:

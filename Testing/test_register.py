@@ -9,7 +9,7 @@ import SimpleITK as sitk
 
 from HeadRegistrationLib import cli
 from HeadRegistrationLib.core import geometry, transform_io
-from HeadRegistrationLib.data import phantom
+from HeadRegistrationLib.data import phantom, synthesis
 from HeadRegistrationLib.register import autoregister, preprocessing, symmetry
 from HeadRegistrationLib.core.errors import HeadRegError
 
@@ -101,37 +101,27 @@ def test_a_large_volume_is_averaged_down_in_the_same_physical_space():
     assert same is image and factors == [1, 1, 1]
 
 
-def _outside_circle(array: np.ndarray, value) -> np.ndarray:
-    """``array`` (z, y, x) with ``value`` outside an axial circle, as a CT scanner stores it."""
-    _, y, x = np.indices(array.shape)
-    out = array.copy()
-    out[(y - array.shape[1] / 2) ** 2 + (x - array.shape[2] / 2) ** 2 > (0.45 * array.shape[2]) ** 2] = value
-    return out
-
-
 def test_a_ct_padding_value_is_taken_as_air_and_nothing_else_is():
     rng = np.random.default_rng(0)
     hu = np.full((12, 40, 40), -1000.0) + rng.normal(0, 5, (12, 40, 40))
     hu[:, 12:28, 12:28] = 40.0
     hu[:, 18:22, 18:22] = 1500.0
     for padding in (-3024, -2048):
-        image = _image(_outside_circle(np.clip(hu, -1024, None), padding).astype(np.int16))
+        image = synthesis.outside_reconstruction_circle(_image(np.clip(hu, -1024, None).astype(np.int16)), padding)
         cleaned, padded = preprocessing.without_padding(image)
         values = sitk.GetArrayViewFromImage(cleaned)
         assert f"padding value {padding}" in padded and -1024 <= values.min() < -990 and values.max() == 1500
         assert sitk.GetArrayViewFromImage(image).min() == padding   # the input is not modified
-    for kept in (np.clip(hu, -1024, None).astype(np.int16),   # clipped air beside noisy air
-                 _outside_circle(np.clip(hu + 1000, 0, None), 0).astype(np.float32)):  # an MR's zero background
-        image = _image(kept)
+    kept = (_image(np.clip(hu, -1024, None).astype(np.int16)),   # clipped air beside noisy air
+            synthesis.outside_reconstruction_circle(_image(np.clip(hu + 1000, 0, None).astype(np.float32)), 0))
+    for image in kept:   # the second: an MR's zero background
         assert preprocessing.without_padding(image) == (image, "")
 
 
 def test_a_ct_with_its_reconstruction_circle_padded_registers_confidently(pair_files):
     """The -3024 outside the circle is not the darkest tissue: without taking it as air the
-    Otsu head mask is the circle and the right result is flagged (head Dice 0.41)."""
-    ct = sitk.ReadImage(str(pair_files / "ct.nii.gz"))
-    padded = sitk.GetImageFromArray(_outside_circle(sitk.GetArrayFromImage(ct), -3024))
-    padded.CopyInformation(ct)
+    Otsu head mask is the circle and the right result is flagged LOW CONFIDENCE."""
+    padded = synthesis.outside_reconstruction_circle(sitk.ReadImage(str(pair_files / "ct.nii.gz")), -3024)
     mr = sitk.ReadImage(str(pair_files / "mr.nii.gz"))
     result = autoregister.register_volumes(padded, mr)
     assert result.confident and any("padding value -3024" in w for w in result.warnings)

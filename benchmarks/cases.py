@@ -138,22 +138,9 @@ def reslice(image: sitk.Image, center, tilt_deg: float, extent_mm, spacing, back
     return sitk.Resample(smooth, grid, sitk.Transform(), sitk.sitkLinear, background, sitk.sitkFloat32)
 
 
-def outside_circle(image: sitk.Image, value: float) -> sitk.Image:
-    """``image`` with ``value`` outside the circle inscribed in each slice, as CT scanners
-    store what lies outside their reconstruction circle."""
-    array = sitk.GetArrayFromImage(image)
-    _, y, x = np.indices(array.shape)
-    ny, nx = array.shape[1:]
-    array[((y - (ny - 1) / 2) / (ny / 2)) ** 2 + ((x - (nx - 1) / 2) / (nx / 2)) ** 2 > 1.0] = value
-    out = sitk.GetImageFromArray(array)
-    out.CopyInformation(image)
-    return out
-
-
 def view(mr: sitk.Image, ct: sitk.Image, name: str, rng: np.random.Generator) -> tuple[sitk.Image, sitk.Image]:
-    """The two volumes as two scanners would give them (module docstring); ``name``:
-
-    Half the CTs a view reslices are padded outside the reconstruction circle (-3024 or -2048).
+    """The two volumes as two scanners would give them (module docstring); half the CTs a
+    view reslices are padded outside the reconstruction circle (-3024 or -2048). ``name``:
 
     whole      the MR as it is; the CT on a 0.6-0.8 mm x 2-5 mm axial grid over the head, gantry tilt 0-20 deg
     thick      both in 5 mm slices (MR 1 mm in-plane, CT 0.5 mm), CT tilted 0-20 deg
@@ -178,7 +165,7 @@ def view(mr: sitk.Image, ct: sitk.Image, name: str, rng: np.random.Generator) ->
         scan = reslice(ct, middle, tilt, (max(width[0], 230.0), max(width[1], 230.0), z_top - z_bottom),
                        (in_plane, in_plane, slice_mm), air)
         if rng.uniform() < 0.5:   # the scanner's padding outside its reconstruction circle
-            scan = outside_circle(scan, float(rng.choice([-3024.0, -2048.0])))
+            scan = synthesis.outside_reconstruction_circle(scan, float(rng.choice([-3024.0, -2048.0])))
         return scan
 
     def mr_grid(z_top, z_bottom, spacing, tilt):

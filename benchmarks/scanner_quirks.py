@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from cases import make_case, outside_circle
+from cases import make_case
 from HeadRegistrationLib.core import geometry
 from HeadRegistrationLib.core.errors import HeadRegError
+from HeadRegistrationLib.data import synthesis
 from HeadRegistrationLib.register import autoregister, symmetry
 
 
@@ -61,8 +62,8 @@ def _hot(mr):
 
 
 CT_QUIRKS = {
-    "ct-circle-3024": lambda ct: outside_circle(ct, -3024.0),
-    "ct-circle-2048": lambda ct: outside_circle(ct, -2048.0),
+    "ct-circle-3024": lambda ct: synthesis.outside_reconstruction_circle(ct, -3024.0),
+    "ct-circle-2048": lambda ct: synthesis.outside_reconstruction_circle(ct, -2048.0),
     "ct-metal": _metal,
     "ct-bone-kernel-noise": lambda ct: _like(np.clip(_array(ct) + np.random.default_rng(2).normal(
         0, 80, ct.GetSize()[::-1]), -1024, 3071), ct, sitk.sitkInt16),

@@ -246,6 +246,16 @@ def rician(signal: np.ndarray, sigma: float, rng: np.random.Generator) -> np.nda
     return np.hypot(real, sigma * rng.standard_normal(signal.shape, dtype=np.float32))
 
 
+def outside_reconstruction_circle(image: sitk.Image, value: float) -> sitk.Image:
+    """``image`` with ``value`` outside the circle (ellipse) inscribed in each axial slice,
+    as CT scanners store what lies outside their reconstruction circle (-3024 or -2048)."""
+    array = _array(image)
+    _, y, x = np.indices(array.shape)
+    ny, nx = array.shape[1:]
+    array[((y - (ny - 1) / 2) / (ny / 2)) ** 2 + ((x - (nx - 1) / 2) / (nx / 2)) ** 2 > 1.0] = value
+    return sitk.Cast(_image_like(array, image), image.GetPixelID())
+
+
 def _point_spread(image: sitk.Image, rng: np.random.Generator) -> list[float]:
     """Blur (sigma, mm, x y z) of a random scanner: in-plane resolution 0.5-1.2 mm and a
     slice thickness of 1-5 mm along the image's third axis, over what the grid has."""
